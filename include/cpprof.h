@@ -150,5 +150,6 @@ CPPROF_EXPORT int cpprof_write_heap_profile(cpprof_writer *w);
 #include <cpprof/sync.h>
 #include <cpprof/http.h>
 #include <cpprof/service.h>
+#include <cpprof/trace.h>
 
 #endif /* CPPROF_H */
