@@ -25,5 +25,7 @@ int cp_writer_vprintf(cpprof_writer *w, const char *fmt, va_list ap);
  * does not commit a truncated file.  Returns the sticky error.
  */
 int cp_writer_fail(cpprof_writer *w, int err);
+/* Pushes staged bytes to the sink (and fflush for FILE*); sticky error. */
+int cp_writer_flush(cpprof_writer *w);
 
 #endif
