@@ -220,14 +220,8 @@ void cp_pb_packed_uint64(cp_pb *pb, uint32_t field, const uint64_t *v,
 void cp_pb_packed_int64(cp_pb *pb, uint32_t field, const int64_t *v,
                         size_t n)
 {
-    if (n == 0)
-        return;
-    cp_pb_begin(pb, field);
-    if (!reserve(pb, 10 * n))
-        return;
-    for (size_t i = 0; i < n; i++)
-        put_varint(pb, (uint64_t)v[i]);
-    cp_pb_end(pb);
+    /* Same wire bytes: int64 varints are their two's complement. */
+    cp_pb_packed_uint64(pb, field, (const uint64_t *)v, n);
 }
 
 int cp_pb_finish(cp_pb *pb)
