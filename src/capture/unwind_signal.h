@@ -34,4 +34,17 @@ int cp_unwind_thread_prepare(void);
 size_t cp_unwind_signal(void *uc, uintptr_t *pcs, size_t max,
                         enum cp_unwind_mode mode);
 
+/*
+ * Normal context only (takes the loader lock): rebuilds the address-range
+ * table the handler reads (loaded objects, their unwind tables, thread
+ * stacks) when a library was loaded or unloaded since the last build, or
+ * when a handler met an address the table did not know.  Cheap when
+ * nothing changed; samplers call it periodically from their own thread.
+ */
+int cp_unwind_refresh(void);
+
+/* Whether the DWARF walk is available (libunwind's generic unwinder was
+ * found); when it is not, every mode walks frame pointers. */
+int cp_unwind_dwarf_available(void);
+
 #endif
