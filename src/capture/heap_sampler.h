@@ -1,0 +1,78 @@
+/*
+ * capture/heap_sampler.h - the heap sampler's state, as the interposed
+ * allocator (capture/malloc_shim.c) records it and the heap profile
+ * (profiles/heap.c) reads it.
+ *
+ * Two fixed-size, mmap'd, lock-free tables live in capture/heap_table.c:
+ *   - buckets: one per (stack, requested size), never removed (like Go's
+ *     memory profile buckets), holding atomic alloc/free counters;
+ *   - the sampled-address set: address -> bucket for every sampled block
+ *     still live, probed without a lock by every free/realloc.
+ *
+ * Contract: cp_heap_addr_* and cp_heap_bucket_get are async-signal-safe,
+ * lock-free and allocation-free (they run inside malloc/free).  The
+ * readers (cp_heap_bucket_count/at) may run concurrently with them from
+ * normal context; counters are read one by one, so a snapshot taken while
+ * other threads allocate is consistent per counter, not across counters.
+ */
+#ifndef CP_CAPTURE_HEAP_SAMPLER_H
+#define CP_CAPTURE_HEAP_SAMPLER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/stack_table.h"
+
+/* Sizes of at least this are keyed together (their bytes stay exact). */
+#define CP_HEAP_SIZE_KEY_MAX 0xffffffffu
+
+typedef struct cp_heap_bucket {
+    /* 0: unused.  Otherwise (stack id + 1) << 32 | min(size, KEY_MAX). */
+    _Atomic uint64_t key;
+    _Atomic uint64_t allocs, alloc_bytes;
+    _Atomic uint64_t frees, free_bytes;
+} cp_heap_bucket;
+
+/* ---- capture/heap_table.c (async-signal-safe unless stated) ---- */
+
+/* Maps the tables (normal context, idempotent).  0 or -ENOMEM. */
+int cp_heap_table_init(void);
+/* The bucket for (stack id, size), created if needed; NULL when the
+ * table is full or not mapped.  *index receives its slot number. */
+cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
+                                   uint32_t *index);
+/* Records addr as a live sampled block of bucket index.  false when the
+ * set is full or addr cannot be encoded (the sample is then dropped). */
+bool cp_heap_addr_insert(uintptr_t addr, uint32_t index);
+/* If addr is a live sampled block, removes it and returns its bucket
+ * (and the bucket's index in *index); otherwise NULL.  This is the whole
+ * cost of an unsampled free. */
+cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index);
+/* Number of live sampled blocks (a relaxed counter). */
+size_t cp_heap_addr_live(void);
+
+/* Readers (normal context): the bucket slots, some of them unused. */
+size_t cp_heap_bucket_slots(void);
+const cp_heap_bucket *cp_heap_bucket_at(size_t i);
+
+/* ---- capture/malloc_shim.c ---- */
+
+/* Whether the allocator is interposed in this build (false under
+ * sanitizers, where the sanitizer owns malloc). */
+bool cp_heap_interposed(void);
+/* Rate in bytes (0 = off, 1 = every allocation).  Normal context. */
+void cp_heap_rate_set(int64_t rate);
+int64_t cp_heap_rate_get(void);
+/* The stack table the sampler interns into (NULL before the first
+ * sample).  Normal context. */
+cp_stack_table *cp_heap_stacks(void);
+/* Samples lost because a table was full or the stack table could not
+ * grow, and samples skipped while a fork was in progress. */
+uint64_t cp_heap_dropped(void);
+/* Makes the per-thread sampling intervals reproducible (tests): every
+ * thread that draws its next interval after this call reseeds from seed. */
+void cp_heap_seed(uint64_t seed);
+
+#endif

@@ -1,0 +1,734 @@
+/*
+ * capture/malloc_shim.c - interposition of the malloc family for the heap
+ * and allocs profiles.  Owns malloc, free, calloc, realloc, reallocarray,
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc and
+ * malloc_usable_size when libcpprof is linked into a program or
+ * LD_PRELOADed; forwards each call to the next definition in symbol
+ * order (glibc's, or jemalloc/tcmalloc when the program uses one).  C++
+ * operator new/delete are not interposed: libstdc++ and libc++ implement
+ * them on top of malloc/free, so they are seen here.
+ *
+ * Called by every thread of the process, from any context the program
+ * allocates in (including, illegally but commonly, signal handlers).
+ *
+ * THE FENCE: this file runs inside the allocator.
+ *   - Unsampled malloc: a thread-local subtraction and compare, no lock,
+ *     no atomic read-modify-write.  Unsampled free: a relaxed load and,
+ *     when sampled blocks are live, one probe of the lock-free address
+ *     set (capture/heap_table.c).
+ *   - errno is preserved by everything we add; the real call's errno and
+ *     return value reach the caller unchanged.
+ *   - A per-thread re-entry guard: while a thread records a sample, its
+ *     own allocations go straight to the real allocator, unsampled.
+ *   - Stacks are captured with the async-signal-safe unwinder
+ *     (capture/unwind_signal.h, from a getcontext() context), which
+ *     takes no lock and never calls dl_iterate_phdr, so recording cannot
+ *     deadlock against the loader lock held by a dlopen that allocates.
+ *     Its address-range table is built by our constructor; each thread's
+ *     first recording registers the thread's stack bounds (no loader
+ *     lock once the table exists).  Code dlopen'ed later is unwound once
+ *     the table is refreshed (profiles/heap.c refreshes it, in normal
+ *     context, whenever a heap profile is built).
+ *   - Sampled stacks are interned into the heap's own stack table inside
+ *     the guarded section (1 in ~512 KiB of allocation by default).  That
+ *     table takes its shard locks and allocates through the real
+ *     allocator only.  Nothing else ever touches that table instance
+ *     while holding another lock, so the only hazard is fork(): the
+ *     prepare handler below stops new recordings and waits (bounded) for
+ *     the ones in flight, so the child never inherits a held shard lock;
+ *     if it had to give up waiting, the child turns sampling off rather
+ *     than risk a deadlock.
+ *   - Before dlsym has resolved the real functions (the first call, and
+ *     the allocations dlsym itself makes), memory comes from a static
+ *     bump arena; free() ignores arena pointers and realloc() copies them.
+ *
+ * Under sanitizer builds (CPPROF_SANITIZER_BUILD) the sanitizer owns
+ * malloc: nothing is interposed and the heap profile reports -ENOSYS.
+ */
+#include "capture/heap_sampler.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpprof/heap.h"
+
+#ifndef CPPROF_SANITIZER_BUILD
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <sched.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "capture/unwind_signal.h"
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define HEAP_STACK_DEPTH 64
+#define ARENA_SIZE (256 * 1024)
+#define ARENA_HDR 16 /* each arena block is preceded by its size */
+
+typedef void *(*malloc_fn)(size_t);
+typedef void (*free_fn)(void *);
+typedef void *(*calloc_fn)(size_t, size_t);
+typedef void *(*realloc_fn)(void *, size_t);
+typedef void *(*memalign_fn)(size_t, size_t);
+typedef int (*posix_memalign_fn)(void **, size_t, size_t);
+typedef size_t (*usable_fn)(void *);
+
+/* glibc's own entry points: the fallback when RTLD_NEXT finds nothing
+ * (or finds us again, e.g. the library linked twice). */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+
+static struct {
+    /* Real functions, written once before resolved becomes 2. */
+    malloc_fn malloc;
+    free_fn free;
+    calloc_fn calloc;
+    realloc_fn realloc;
+    memalign_fn memalign;
+    memalign_fn aligned_alloc;
+    posix_memalign_fn posix_memalign;
+    malloc_fn valloc;
+    malloc_fn pvalloc;
+    usable_fn usable_size;
+    _Atomic int resolved;          /* 0 not yet, 1 resolving, 2 done */
+
+    _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
+    _Atomic uint32_t epoch;        /* bumped by every rate change */
+    _Atomic uint64_t seed;         /* 0: seed from the clock */
+    _Atomic uint64_t thread_seq;   /* distinguishes per-thread streams */
+    _Atomic uint64_t dropped;
+    _Atomic int recording;         /* threads inside record() */
+    _Atomic int fork_pending;      /* set by the atfork prepare handler */
+    _Atomic bool fork_unclean;     /* prepare gave up waiting */
+    _Atomic(cp_stack_table *) stacks;
+
+    _Atomic size_t arena_used;
+    _Alignas(16) unsigned char arena[ARENA_SIZE];
+} shim = {
+    .rate = CPPROF_HEAP_DEFAULT_RATE,
+    .epoch = 1, /* thread-local epochs start at 0: first call draws */
+};
+
+/* Per-thread sampling state.  initial-exec: accessing it never calls
+ * __tls_get_addr, which may itself allocate. */
+static __thread struct {
+    uint64_t left;     /* bytes until the next sample */
+    uint64_t rng;      /* xorshift64* state */
+    uint32_t epoch;    /* shim.epoch when left was drawn */
+    bool guard;        /* inside record(): do not sample, do not recurse */
+    bool resolving;    /* this thread runs dlsym for the shim */
+    bool unwind_ready; /* cp_unwind_thread_prepare ran on this thread */
+} heap_tls __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------ bootstrap arena */
+
+static inline bool arena_owns(const void *p)
+{
+    const unsigned char *c = p;
+    return c >= shim.arena && c < shim.arena + ARENA_SIZE;
+}
+
+static void *arena_alloc(size_t n, size_t align)
+{
+    if (align < ARENA_HDR)
+        align = ARENA_HDR;
+    if (n > ARENA_SIZE || (align & (align - 1)))
+        return NULL;
+    size_t used = atomic_load_explicit(&shim.arena_used, memory_order_relaxed);
+    for (;;) {
+        uintptr_t base = (uintptr_t)shim.arena;
+        uintptr_t start = (base + used + ARENA_HDR + align - 1) & ~(align - 1);
+        size_t end = start + ((n + 15) & ~(size_t)15) - base;
+        if (end > ARENA_SIZE)
+            return NULL;
+        if (atomic_compare_exchange_weak(&shim.arena_used, &used, end)) {
+            memcpy((void *)(start - sizeof(size_t)), &n, sizeof n);
+            return memset((void *)start, 0, n); /* calloc needs zeroes */
+        }
+    }
+}
+
+static size_t arena_size(const void *p)
+{
+    size_t n;
+    memcpy(&n, (const unsigned char *)p - sizeof n, sizeof n);
+    return n;
+}
+
+/* ----------------------------------------------------------- resolution */
+
+static void *next_sym(const char *name, void *self, void *fallback)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    return f && f != self ? f : fallback;
+}
+
+static void resolve_slow(void)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&shim.resolved, &expect, 1)) {
+        /* Another thread resolves; dlsym takes microseconds. */
+        while (atomic_load_explicit(&shim.resolved, memory_order_acquire) != 2)
+            sched_yield();
+        return;
+    }
+    int saved = errno;
+    heap_tls.resolving = true;
+    shim.malloc = (malloc_fn)next_sym("malloc", (void *)malloc,
+                                      (void *)__libc_malloc);
+    shim.free = (free_fn)next_sym("free", (void *)free, (void *)__libc_free);
+    shim.calloc = (calloc_fn)next_sym("calloc", (void *)calloc,
+                                      (void *)__libc_calloc);
+    shim.realloc = (realloc_fn)next_sym("realloc", (void *)realloc,
+                                        (void *)__libc_realloc);
+    shim.memalign = (memalign_fn)next_sym("memalign", (void *)memalign,
+                                          (void *)__libc_memalign);
+    shim.aligned_alloc = (memalign_fn)next_sym(
+        "aligned_alloc", (void *)aligned_alloc, (void *)shim.memalign);
+    shim.posix_memalign = (posix_memalign_fn)next_sym(
+        "posix_memalign", (void *)posix_memalign, NULL);
+    shim.valloc = (malloc_fn)next_sym("valloc", (void *)valloc, NULL);
+    shim.pvalloc = (malloc_fn)next_sym("pvalloc", (void *)pvalloc, NULL);
+    shim.usable_size = (usable_fn)next_sym(
+        "malloc_usable_size", (void *)malloc_usable_size, NULL);
+    heap_tls.resolving = false;
+    errno = saved;
+    atomic_store_explicit(&shim.resolved, 2, memory_order_release);
+}
+
+/* true: the real functions are usable.  false: this thread is inside
+ * dlsym resolving them and must use the arena. */
+static inline bool resolved(void)
+{
+    if (LIKELY(atomic_load_explicit(&shim.resolved, memory_order_acquire) == 2))
+        return true;
+    if (heap_tls.resolving)
+        return false;
+    resolve_slow();
+    return true;
+}
+
+/* ------------------------------------------------------------- sampling */
+
+static uint64_t rng_next(void)
+{
+    uint64_t x = heap_tls.rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    heap_tls.rng = x;
+    return x * UINT64_C(0x2545f4914f6cdd1d);
+}
+
+static uint64_t splitmix(uint64_t x)
+{
+    x += UINT64_C(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+/* Bytes until the next sample: exponential with mean rate (Go's
+ * nextSample), so samples form a Poisson process over allocated bytes. */
+static uint64_t next_interval(int64_t rate)
+{
+    if (rate <= 0)
+        return UINT64_MAX;
+    if (rate == 1)
+        return 0;
+    double u = (double)((rng_next() >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
+    double next = -log(u) * (double)rate;
+    return next >= 0x1.0p63 ? UINT64_MAX : (uint64_t)next;
+}
+
+static void reseed(void)
+{
+    uint64_t seed = atomic_load_explicit(&shim.seed, memory_order_relaxed);
+    uint64_t seq = atomic_fetch_add_explicit(&shim.thread_seq, 1,
+                                             memory_order_relaxed);
+    if (seed == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
+               (uint64_t)(uintptr_t)&heap_tls;
+    }
+    heap_tls.rng = splitmix(seed ^ splitmix(seq)) | 1;
+}
+
+/* Slow path of the sampling decision for an n-byte allocation: the
+ * thread's interval ran out or the rate changed.  true: record it. */
+static __attribute__((noinline)) bool sample_slow(size_t n)
+{
+    if (heap_tls.guard)
+        return false;
+    uint32_t epoch = atomic_load_explicit(&shim.epoch, memory_order_acquire);
+    int64_t rate = atomic_load_explicit(&shim.rate, memory_order_relaxed);
+    if (heap_tls.epoch != epoch) {
+        /* First allocation of the thread, or the rate changed: start a
+         * fresh interval at the new rate (Go applies a rate change to
+         * subsequent allocations the same way). */
+        if (heap_tls.epoch == 0 || heap_tls.rng == 0 ||
+            atomic_load_explicit(&shim.seed, memory_order_relaxed) != 0)
+            reseed();
+        heap_tls.epoch = epoch;
+        heap_tls.left = next_interval(rate);
+        if (n < heap_tls.left) {
+            heap_tls.left -= n;
+            return false;
+        }
+    }
+    if (rate <= 0) {
+        heap_tls.left = UINT64_MAX;
+        return false;
+    }
+    heap_tls.left = next_interval(rate);
+    return true;
+}
+
+static inline bool should_sample(size_t n)
+{
+    if (LIKELY(heap_tls.epoch == atomic_load_explicit(&shim.epoch,
+                                                      memory_order_relaxed) &&
+               n < heap_tls.left)) {
+        heap_tls.left -= n;
+        return false;
+    }
+    return sample_slow(n);
+}
+
+/* ------------------------------------------------------------ recording */
+
+/*
+ * The stack of the allocation, leaf first, starting at ra (the return
+ * address into the caller of the interposed function): unwind from a
+ * getcontext() of this frame, then drop our own frames.  If the unwinder
+ * cannot get past us, the caller's return address alone is kept.
+ */
+static __attribute__((noinline)) size_t capture_stack(uintptr_t *pcs,
+                                                      size_t max, uintptr_t ra)
+{
+    ucontext_t uc;
+    uintptr_t raw[HEAP_STACK_DEPTH + 8];
+    size_t n = 0;
+    if (getcontext(&uc) == 0)
+        n = cp_unwind_signal(&uc, raw, HEAP_STACK_DEPTH + 8, CP_UNWIND_AUTO);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (raw[i] == ra) {
+            size_t depth = n - i < max ? n - i : max;
+            memcpy(pcs, raw + i, depth * sizeof *pcs);
+            return depth;
+        }
+    }
+    pcs[0] = ra;
+    return 1;
+}
+
+static cp_stack_table *heap_stacks(void)
+{
+    cp_stack_table *t = atomic_load_explicit(&shim.stacks, memory_order_acquire);
+    if (t)
+        return t;
+    if (cp_heap_table_init() != 0 || cp_stack_table_new(&t) != 0)
+        return NULL;
+    cp_stack_table *expect = NULL;
+    if (!atomic_compare_exchange_strong(&shim.stacks, &expect, t)) {
+        cp_stack_table_free(t);
+        t = expect;
+    }
+    return t;
+}
+
+/* Records the sampled block p of n bytes allocated from ra. */
+static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
+{
+    int saved = errno;
+    heap_tls.guard = true;
+    atomic_fetch_add_explicit(&shim.recording, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&shim.fork_pending, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
+        goto out;
+    }
+    if (!heap_tls.unwind_ready) {
+        /* Records this thread's stack bounds for the unwinder.  The
+         * unwinder's table already exists (built by the constructor), so
+         * this takes no loader lock. */
+        heap_tls.unwind_ready = true;
+        cp_unwind_thread_prepare();
+    }
+    uintptr_t pcs[HEAP_STACK_DEPTH];
+    size_t depth = capture_stack(pcs, HEAP_STACK_DEPTH, ra);
+    cp_stack_table *t = heap_stacks();
+    uint32_t id, index;
+    cp_heap_bucket *b;
+    if (!t || cp_stack_table_intern(t, pcs, depth, &id) != 0 ||
+        !(b = cp_heap_bucket_get(id, n, &index))) {
+        atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
+        goto out;
+    }
+    /* Count first: a free can only follow our return, and must always
+     * find the alloc it subtracts. */
+    atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->alloc_bytes, n, memory_order_relaxed);
+    if (!cp_heap_addr_insert((uintptr_t)p, index)) {
+        /* Untracked: its free would be invisible, so forget it whole. */
+        atomic_fetch_sub_explicit(&b->allocs, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&b->alloc_bytes, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
+    }
+out:
+    atomic_fetch_sub_explicit(&shim.recording, 1, memory_order_release);
+    heap_tls.guard = false;
+    errno = saved;
+}
+
+static inline void account_free(cp_heap_bucket *b)
+{
+    uint64_t key = atomic_load_explicit(&b->key, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->free_bytes, key & 0xffffffffu,
+                              memory_order_relaxed);
+}
+
+/* Removes p from the sampled set if it is there, returning its bucket. */
+static inline cp_heap_bucket *forget(void *p, uint32_t *index)
+{
+    return cp_heap_addr_remove((uintptr_t)p, index);
+}
+
+/* ------------------------------------------------------------ fork */
+
+static void fork_prepare(void)
+{
+    atomic_store_explicit(&shim.fork_pending, 1, memory_order_seq_cst);
+    /* Wait for recordings in flight (microseconds each); bounded so a
+     * fork never hangs on us. */
+    struct timespec ts = {0, 100000};
+    for (int i = 0; i < 20000; i++) {
+        if (atomic_load_explicit(&shim.recording, memory_order_seq_cst) == 0) {
+            atomic_store(&shim.fork_unclean, false);
+            return;
+        }
+        if (i < 100)
+            sched_yield();
+        else
+            nanosleep(&ts, NULL);
+    }
+    atomic_store(&shim.fork_unclean, true);
+}
+
+static void fork_parent(void)
+{
+    atomic_store_explicit(&shim.fork_pending, 0, memory_order_seq_cst);
+}
+
+static void fork_child(void)
+{
+    atomic_store(&shim.recording, 0);
+    if (atomic_load(&shim.fork_unclean)) {
+        /* A recorder may have held a stack-table lock: never touch it. */
+        atomic_store(&shim.rate, 0);
+        atomic_fetch_add(&shim.epoch, 1);
+        atomic_store(&shim.stacks, NULL);
+    }
+    atomic_store_explicit(&shim.fork_pending, 0, memory_order_seq_cst);
+}
+
+/*
+ * Library constructor (normal context): resolves the real allocator and
+ * builds the unwinder's address-range table now, while the loader lock
+ * is ours anyway, so that no later recording inside malloc ever needs
+ * dl_iterate_phdr (a thread in dlopen holds the loader lock and may be
+ * waiting for us).
+ */
+__attribute__((constructor)) static void shim_init(void)
+{
+    resolved();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    heap_tls.guard = true;
+    heap_tls.unwind_ready = true;
+    cp_unwind_thread_prepare();
+    heap_tls.guard = false;
+}
+
+/* ---------------------------------------------------- interposed calls */
+
+#define CALLER() ((uintptr_t)__builtin_return_address(0))
+
+static inline void *do_malloc(size_t n, uintptr_t ra)
+{
+    if (UNLIKELY(!resolved()))
+        return arena_alloc(n, 16);
+    if (LIKELY(!should_sample(n)))
+        return shim.malloc(n);
+    void *p = shim.malloc(n);
+    if (p)
+        record(p, n, ra);
+    return p;
+}
+
+SHIM_EXPORT void *malloc(size_t n)
+{
+    return do_malloc(n, CALLER());
+}
+
+SHIM_EXPORT void free(void *p)
+{
+    if (UNLIKELY(!p))
+        return;
+    if (UNLIKELY(arena_owns(p)))
+        return;
+    uint32_t index;
+    cp_heap_bucket *b = forget(p, &index);
+    if (UNLIKELY(b != NULL))
+        account_free(b);
+    if (UNLIKELY(!shim.free))
+        resolved();
+    shim.free(p);
+}
+
+SHIM_EXPORT void *calloc(size_t nmemb, size_t size)
+{
+    size_t n;
+    if (UNLIKELY(!resolved())) {
+        if (__builtin_mul_overflow(nmemb, size, &n))
+            return NULL;
+        return arena_alloc(n, 16);
+    }
+    if (UNLIKELY(__builtin_mul_overflow(nmemb, size, &n)))
+        return shim.calloc(nmemb, size); /* the real one reports ENOMEM */
+    if (LIKELY(!should_sample(n)))
+        return shim.calloc(nmemb, size);
+    void *p = shim.calloc(nmemb, size);
+    if (p)
+        record(p, n, CALLER());
+    return p;
+}
+
+static void *do_realloc(void *p, size_t n, uintptr_t ra)
+{
+    if (!p)
+        return do_malloc(n, ra);
+    if (UNLIKELY(!resolved() || arena_owns(p))) {
+        if (!arena_owns(p))
+            return NULL; /* cannot happen: only the arena exists yet */
+        void *q = do_malloc(n, ra);
+        if (q) {
+            size_t old = arena_size(p);
+            memcpy(q, p, old < n ? old : n);
+        }
+        return q;
+    }
+    /* Out of the set before the real call: once realloc moves the block,
+     * another thread may be handed p and sample it. */
+    uint32_t index;
+    cp_heap_bucket *b = forget(p, &index);
+    bool sample = should_sample(n);
+    void *q = shim.realloc(p, n);
+    if (!q && n != 0) {
+        /* Failed: p is untouched and still live. */
+        if (b && !cp_heap_addr_insert((uintptr_t)p, index))
+            account_free(b);
+        return NULL;
+    }
+    if (b)
+        account_free(b);
+    if (q && sample)
+        record(q, n, ra);
+    return q;
+}
+
+SHIM_EXPORT void *realloc(void *p, size_t n)
+{
+    return do_realloc(p, n, CALLER());
+}
+
+SHIM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return do_realloc(p, n, CALLER());
+}
+
+/* The aligned family: memalign-like real function f(align, n). */
+static inline void *do_aligned(memalign_fn f, size_t align, size_t n,
+                               uintptr_t ra)
+{
+    if (LIKELY(!should_sample(n)))
+        return f(align, n);
+    void *p = f(align, n);
+    if (p)
+        record(p, n, ra);
+    return p;
+}
+
+SHIM_EXPORT void *memalign(size_t align, size_t n)
+{
+    if (UNLIKELY(!resolved()))
+        return arena_alloc(n, align);
+    return do_aligned(shim.memalign, align, n, CALLER());
+}
+
+SHIM_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    if (UNLIKELY(!resolved()))
+        return arena_alloc(n, align);
+    return do_aligned(shim.aligned_alloc, align, n, CALLER());
+}
+
+SHIM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (UNLIKELY(!resolved())) {
+        if (align % sizeof(void *) || (align & (align - 1)))
+            return EINVAL;
+        void *p = arena_alloc(n, align);
+        if (!p)
+            return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    if (UNLIKELY(!shim.posix_memalign)) {
+        if (align % sizeof(void *) || (align & (align - 1)) || align == 0)
+            return EINVAL;
+        void *p = do_aligned(shim.memalign, align, n, CALLER());
+        if (!p)
+            return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    bool sample = should_sample(n);
+    int rc = shim.posix_memalign(out, align, n);
+    if (rc == 0 && sample)
+        record(*out, n, CALLER());
+    return rc;
+}
+
+SHIM_EXPORT void *valloc(size_t n)
+{
+    if (UNLIKELY(!resolved()))
+        return arena_alloc(n, 4096);
+    bool sample = should_sample(n);
+    void *p = shim.valloc ? shim.valloc(n)
+                          : shim.memalign((size_t)sysconf(_SC_PAGESIZE), n);
+    if (p && sample)
+        record(p, n, CALLER());
+    return p;
+}
+
+SHIM_EXPORT void *pvalloc(size_t n)
+{
+    if (UNLIKELY(!resolved()))
+        return arena_alloc(n, 4096);
+    bool sample = should_sample(n);
+    void *p;
+    if (shim.pvalloc) {
+        p = shim.pvalloc(n);
+    } else {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t up;
+        if (__builtin_add_overflow(n, page - 1, &up)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        p = shim.memalign(page, up & ~(page - 1));
+    }
+    if (p && sample)
+        record(p, n, CALLER());
+    return p;
+}
+
+SHIM_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (arena_owns(p))
+        return arena_size(p);
+    if (UNLIKELY(!resolved() || !shim.usable_size))
+        return 0;
+    return shim.usable_size(p);
+}
+
+/* ------------------------------------------------- sampler interface */
+
+bool cp_heap_interposed(void)
+{
+    return true;
+}
+
+void cp_heap_rate_set(int64_t rate)
+{
+    atomic_store_explicit(&shim.rate, rate, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shim.epoch, 1, memory_order_release);
+}
+
+int64_t cp_heap_rate_get(void)
+{
+    return atomic_load_explicit(&shim.rate, memory_order_relaxed);
+}
+
+cp_stack_table *cp_heap_stacks(void)
+{
+    return atomic_load_explicit(&shim.stacks, memory_order_acquire);
+}
+
+uint64_t cp_heap_dropped(void)
+{
+    return atomic_load_explicit(&shim.dropped, memory_order_relaxed);
+}
+
+void cp_heap_seed(uint64_t seed)
+{
+    atomic_store_explicit(&shim.seed, seed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shim.epoch, 1, memory_order_release);
+}
+
+#else /* CPPROF_SANITIZER_BUILD: the sanitizer's allocator stays in place */
+
+bool cp_heap_interposed(void)
+{
+    return false;
+}
+
+void cp_heap_rate_set(int64_t rate)
+{
+    (void)rate;
+}
+
+int64_t cp_heap_rate_get(void)
+{
+    return 0;
+}
+
+cp_stack_table *cp_heap_stacks(void)
+{
+    return NULL;
+}
+
+uint64_t cp_heap_dropped(void)
+{
+    return 0;
+}
+
+void cp_heap_seed(uint64_t seed)
+{
+    (void)seed;
+}
+
+#endif
