@@ -1,16 +1,382 @@
 /*
- * capture/trace_events.c - placeholder until the tracer lands: events are
- * dropped.  ASYNC-SIGNAL-SAFE (does nothing).
+ * capture/trace_events.c - the execution tracer's per-thread event rings
+ * (capture/trace_ring.h) and the hooks other samplers call
+ * (capture/trace_events.h, capture/trace_thread.h).
+ *
+ * Called by: the annotation API (src/trace/annotate.c), the sync
+ * interposition (cp_trace_wait_event), the SIGPROF handler
+ * (cp_trace_cpu_sample), the pthread_create shim (cp_trace_thread_*), and
+ * the recorder's drain thread (src/trace/recorder.c) for control/drain.
+ *
+ * ASYNC-SIGNAL-SAFE producers: no locks, no allocation, errno preserved.
+ * Protocol, per slot: the owning thread is the only writer of head and of
+ * the ring words; the drain thread is the only writer of tail.  A record
+ * becomes visible when head is stored with release order.  A thread keeps
+ * its slot across sessions while it lives (so a producer delayed across a
+ * stop/start can only ever touch its own ring); slots of exited threads
+ * are reaped by the drain thread.  The busy flag makes a signal handler
+ * that interrupts a write drop its event, and lets disable() wait until no
+ * write is in flight: membarrier() turns the producer's "store busy, load
+ * enabled" into a Dekker pair without a fence on the hot path.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "capture/trace_events.h"
+#include "capture/trace_ring.h"
+#include "capture/trace_thread.h"
+
+#ifndef SYS_membarrier
+#define SYS_membarrier 324
+#endif
+#define MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
+#define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+
+#define RING_WORDS (CP_TRACE_RING_BYTES / 8)
+#define RING_MASK (RING_WORDS - 1)
+
+struct trace_slot {
+    _Atomic uint64_t head;  /* words committed; written by the owner */
+    char pad0[56];
+    _Atomic uint64_t tail;  /* words consumed; written by the drain */
+    char pad1[56];
+    _Atomic int32_t tid;    /* owner, 0 when free */
+    _Atomic uint32_t busy;  /* owner is inside a write */
+    _Atomic uint64_t lost;  /* events this owner dropped this session */
+    _Atomic uint64_t *ring;
+};
+
+static struct {
+    _Atomic int enabled;          /* the producers' predictable branch */
+    _Atomic uint64_t lost_noslot; /* events from threads without a slot */
+    struct trace_slot *slots;     /* CP_TRACE_SLOTS, NULL until init */
+    int membarrier_ok;
+    pthread_once_t once;
+    int init_err;
+} trace_capture = { .once = PTHREAD_ONCE_INIT };
+
+/* Permanently "busy": a thread pointing here drops its events unseen. */
+static struct trace_slot trace_ignored_slot = { .busy = 1 };
+
+/* The calling thread's slot; initial-exec so a signal handler never makes
+ * the dynamic loader allocate TLS. */
+static __thread struct trace_slot *trace_tls_slot
+    __attribute__((tls_model("initial-exec")));
+
+uint64_t cp_trace_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool cp_trace_enabled(void)
+{
+    return atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed);
+}
+
+/* Slow path, once per thread: take a free slot.  Signal-safe (CAS only). */
+static struct trace_slot *claim_slot(void)
+{
+    struct trace_slot *slots = trace_capture.slots;
+    int32_t tid = (int32_t)syscall(SYS_gettid);
+
+    for (size_t i = 0; i < CP_TRACE_SLOTS; i++) {
+        int32_t expect = 0;
+        if (atomic_load_explicit(&slots[i].tid, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong_explicit(
+                &slots[i].tid, &expect, tid, memory_order_acquire,
+                memory_order_relaxed)) {
+            trace_tls_slot = &slots[i];
+            return &slots[i];
+        }
+    }
+    return NULL;
+}
+
+/* Copies n bytes into consecutive ring words starting at pos, zero-padding
+ * the last word.  Returns the next position. */
+static uint64_t put_bytes(_Atomic uint64_t *ring, uint64_t pos,
+                          const unsigned char *b, size_t n)
+{
+    while (n > 0) {
+        uint64_t w = 0;
+        size_t k = n < 8 ? n : 8;
+        memcpy(&w, b, k);
+        atomic_store_explicit(&ring[pos & RING_MASK], w, memory_order_relaxed);
+        pos++;
+        b += k;
+        n -= k;
+    }
+    return pos;
+}
+
+bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
+                    const uint64_t *w, size_t nw, const void *b1, size_t n1,
+                    const void *b2, size_t n2)
+{
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_acquire))
+        return false;
+
+    struct trace_slot *s = trace_tls_slot;
+    if (s == NULL && (s = claim_slot()) == NULL) {
+        atomic_fetch_add_explicit(&trace_capture.lost_noslot, 1,
+                                  memory_order_relaxed);
+        return false;
+    }
+    /* Same-thread re-entry (a signal handler interrupted a write). */
+    if (atomic_load_explicit(&s->busy, memory_order_relaxed)) {
+        if (s != &trace_ignored_slot)
+            atomic_fetch_add_explicit(&s->lost, 1, memory_order_relaxed);
+        return false;
+    }
+    atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    /* Paired with disable()'s membarrier: either it sees busy, or we see
+     * tracing off.  Acquire: a new session's reset of head is visible. */
+    bool ok = false;
+    if (atomic_load_explicit(&trace_capture.enabled, memory_order_acquire)) {
+        size_t bytes = n1 + n2;
+        size_t nwords = 2 + nw + (bytes + 7) / 8;
+        uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+        uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+        if (nwords <= CP_TRACE_REC_MAX_WORDS + CP_TRACE_STACK_MAX &&
+            head + nwords - tail <= RING_WORDS) {
+            _Atomic uint64_t *ring = s->ring;
+            uint64_t pos = head;
+            uint64_t hdr = (uint64_t)type | (uint64_t)nwords << 8 |
+                           (uint64_t)aux << 32;
+            atomic_store_explicit(&ring[pos++ & RING_MASK], hdr,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&ring[pos++ & RING_MASK], ts,
+                                  memory_order_relaxed);
+            for (size_t i = 0; i < nw; i++)
+                atomic_store_explicit(&ring[pos++ & RING_MASK], w[i],
+                                      memory_order_relaxed);
+            if (n2 == 0) {
+                pos = put_bytes(ring, pos, b1, n1);
+            } else {
+                /* Two strings share words: stage them contiguously. */
+                unsigned char tmp[CP_TRACE_NAME_MAX + CP_TRACE_MSG_MAX + 2];
+                memcpy(tmp, b1, n1);
+                memcpy(tmp + n1, b2, n2);
+                pos = put_bytes(ring, pos, tmp, bytes);
+            }
+            atomic_store_explicit(&s->head, pos, memory_order_release);
+            ok = true;
+        }
+        if (!ok)
+            atomic_fetch_add_explicit(&s->lost, 1, memory_order_relaxed);
+    }
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&s->busy, 0, memory_order_release);
+    return ok;
+}
+
+bool cp_trace_emit(unsigned type, uint32_t aux, uint64_t ts,
+                   const uint64_t *w, size_t nw, const void *b, size_t nb)
+{
+    return cp_trace_emit2(type, aux, ts, w, nw, b, nb, NULL, 0);
+}
+
+void cp_trace_ignore_this_thread(void)
+{
+    trace_tls_slot = &trace_ignored_slot;
+}
+
+/* ---------------------------------------------------- sampler hooks */
 
 void cp_trace_wait_event(enum cp_trace_wait_kind kind, const void *addr,
                          uint64_t begin_ns, uint64_t end_ns)
 {
-    (void)kind; (void)addr; (void)begin_ns; (void)end_ns;
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
+        return;
+    int saved = errno;
+    uint64_t w[2] = { end_ns, (uint64_t)(uintptr_t)addr };
+    cp_trace_emit(CP_TREC_WAIT, (uint32_t)kind, begin_ns, w, 2, NULL, 0);
+    errno = saved;
 }
 
 void cp_trace_cpu_sample(const uintptr_t *pcs, size_t depth, uint64_t ts_ns)
 {
-    (void)pcs; (void)depth; (void)ts_ns;
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
+        return;
+    int saved = errno;
+    uint64_t w[CP_TRACE_STACK_MAX];
+    if (depth > CP_TRACE_STACK_MAX)
+        depth = CP_TRACE_STACK_MAX;
+    for (size_t i = 0; i < depth; i++)
+        w[i] = pcs[i];
+    cp_trace_emit(CP_TREC_CPU_SAMPLE, (uint32_t)depth, ts_ns, w, depth,
+                  NULL, 0);
+    errno = saved;
+}
+
+void cp_trace_thread_start(void)
+{
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
+        return;
+    int saved = errno;
+    cp_trace_emit(CP_TREC_THREAD_START, 0, cp_trace_now(), NULL, 0, NULL, 0);
+    errno = saved;
+}
+
+void cp_trace_thread_exit(void)
+{
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
+        return;
+    int saved = errno;
+    cp_trace_emit(CP_TREC_THREAD_EXIT, 0, cp_trace_now(), NULL, 0, NULL, 0);
+    errno = saved;
+}
+
+/* ------------------------------------------------- control and drain */
+
+/* In a fork child only the forking thread survives, and the recorder's
+ * drain thread is gone: stop recording and forget the parent's slots. */
+static void atfork_child(void)
+{
+    atomic_store_explicit(&trace_capture.enabled, 0, memory_order_relaxed);
+    trace_tls_slot = NULL;
+    for (size_t i = 0; i < CP_TRACE_SLOTS; i++) {
+        struct trace_slot *s = &trace_capture.slots[i];
+        atomic_store_explicit(&s->tid, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->busy, 0, memory_order_relaxed);
+    }
+}
+
+static void capture_init_once(void)
+{
+    size_t slots_bytes = CP_TRACE_SLOTS * sizeof(struct trace_slot);
+    size_t rings_bytes = (size_t)CP_TRACE_SLOTS * CP_TRACE_RING_BYTES;
+    /* Anonymous pages are committed on first touch: a thread that records
+     * little costs little, and nothing here is ever handed back. */
+    void *m = mmap(NULL, slots_bytes + rings_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        trace_capture.init_err = -ENOMEM;
+        return;
+    }
+    struct trace_slot *slots = m;
+    _Atomic uint64_t *rings = (void *)((char *)m + slots_bytes);
+    for (size_t i = 0; i < CP_TRACE_SLOTS; i++)
+        slots[i].ring = rings + i * RING_WORDS;
+    trace_capture.slots = slots;
+    trace_capture.membarrier_ok =
+        syscall(SYS_membarrier, MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+    if (pthread_atfork(NULL, NULL, atfork_child) != 0)
+        trace_capture.init_err = -ENOMEM;
+}
+
+int cp_trace_capture_init(void)
+{
+    pthread_once(&trace_capture.once, capture_init_once);
+    return trace_capture.init_err;
+}
+
+void cp_trace_capture_enable(void)
+{
+    for (size_t i = 0; i < CP_TRACE_SLOTS; i++) {
+        struct trace_slot *s = &trace_capture.slots[i];
+        cp_trace_slot_reap(i);
+        /* No write is in flight (disable waited): owners see the reset
+         * through the release store of enabled below. */
+        atomic_store_explicit(&s->head, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->tail, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->lost, 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&trace_capture.lost_noslot, 0, memory_order_relaxed);
+    atomic_store_explicit(&trace_capture.enabled, 1, memory_order_release);
+}
+
+void cp_trace_capture_disable(void)
+{
+    atomic_store_explicit(&trace_capture.enabled, 0, memory_order_seq_cst);
+    if (trace_capture.membarrier_ok)
+        syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0);
+    else
+        usleep(2000); /* a write takes nanoseconds; this is a wide margin */
+    for (size_t i = 0; i < CP_TRACE_SLOTS; i++) {
+        struct trace_slot *s = &trace_capture.slots[i];
+        /* A write in flight finishes in nanoseconds unless its thread was
+         * preempted; a thread stopped for good must not hang us. */
+        for (int spins = 0; spins < 10000 &&
+             atomic_load_explicit(&s->busy, memory_order_acquire); spins++)
+            sched_yield();
+    }
+}
+
+uint64_t cp_trace_capture_lost(void)
+{
+    uint64_t n = atomic_load_explicit(&trace_capture.lost_noslot,
+                                      memory_order_relaxed);
+    for (size_t i = 0; i < CP_TRACE_SLOTS; i++)
+        n += atomic_load_explicit(&trace_capture.slots[i].lost,
+                                  memory_order_relaxed);
+    return n;
+}
+
+int32_t cp_trace_slot_tid(size_t i)
+{
+    return atomic_load_explicit(&trace_capture.slots[i].tid,
+                                memory_order_acquire);
+}
+
+size_t cp_trace_slot_drain(size_t i, cp_trace_rec_fn fn, void *arg)
+{
+    struct trace_slot *s = &trace_capture.slots[i];
+    int32_t tid = atomic_load_explicit(&s->tid, memory_order_acquire);
+    if (tid == 0)
+        return 0;
+    uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+    uint64_t rec[CP_TRACE_REC_MAX_WORDS + CP_TRACE_STACK_MAX];
+    size_t count = 0;
+
+    while (tail < head) {
+        uint64_t h = atomic_load_explicit(&s->ring[tail & RING_MASK],
+                                          memory_order_relaxed);
+        size_t n = cp_trace_rec_words(h);
+        if (n < 2 || n > head - tail || n > sizeof rec / sizeof rec[0]) {
+            tail = head; /* cannot happen with one writer; never loop */
+            break;
+        }
+        for (size_t k = 0; k < n; k++)
+            rec[k] = atomic_load_explicit(&s->ring[(tail + k) & RING_MASK],
+                                          memory_order_relaxed);
+        fn(arg, i, tid, rec, n);
+        tail += n;
+        count++;
+    }
+    atomic_store_explicit(&s->tail, tail, memory_order_release);
+    return count;
+}
+
+bool cp_trace_slot_reap(size_t i)
+{
+    struct trace_slot *s = &trace_capture.slots[i];
+    int32_t tid = atomic_load_explicit(&s->tid, memory_order_acquire);
+    if (tid == 0)
+        return false;
+    /* tgkill(sig 0) fails with ESRCH only once the thread is gone from the
+     * kernel: it has made its last write. */
+    int saved = errno;
+    bool gone = syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    errno = saved;
+    /* Records it wrote after the last drain are kept for the next one. */
+    if (!gone || atomic_load_explicit(&s->tail, memory_order_relaxed) !=
+                     atomic_load_explicit(&s->head, memory_order_acquire))
+        return false;
+    atomic_store_explicit(&s->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->tail, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->busy, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->tid, 0, memory_order_release);
+    return true;
 }

@@ -1,0 +1,116 @@
+/*
+ * capture/trace_ring.h - the execution tracer's event buffers: the contract
+ * between the producers (annotation API, sync interposition, SIGPROF
+ * handler, thread hooks) and the recorder's drain thread (src/trace/).
+ *
+ * Owned by capture/trace_events.c.  Every thread that records an event
+ * claims one slot of a fixed pool for the session; the slot holds a
+ * single-producer single-consumer ring of 64-bit words.  The producer is
+ * the owning thread (a signal handler that interrupts a write on the same
+ * thread drops its event and counts it lost); the consumer is the drain
+ * thread.  Memory is reserved once, at the first start, as lazily
+ * committed anonymous pages: resident memory is bounded by
+ * CP_TRACE_SLOTS * CP_TRACE_RING_BYTES and no producer ever allocates.
+ *
+ * Safety: cp_trace_emit* are ASYNC-SIGNAL-SAFE, lock-free, allocation-free
+ * and errno-preserving.  The cp_trace_capture_* control functions and
+ * cp_trace_slot_drain are normal context only, called by src/trace/.
+ */
+#ifndef CP_CAPTURE_TRACE_RING_H
+#define CP_CAPTURE_TRACE_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CP_TRACE_SLOTS 256               /* threads traced at once */
+#define CP_TRACE_RING_BYTES (512u << 10) /* per thread, a power of two */
+#define CP_TRACE_NAME_MAX 63             /* region/task/category bytes kept */
+#define CP_TRACE_MSG_MAX 1023            /* log message bytes kept */
+#define CP_TRACE_STACK_MAX 64            /* pcs kept per CPU sample */
+
+/*
+ * Record layout, in words: [0] header = type | nwords << 8 | aux << 32,
+ * [1] timestamp (CLOCK_MONOTONIC ns), then the type's payload.
+ */
+enum cp_trace_rec_type {
+    CP_TREC_REGION_BEGIN = 1, /* [2] task id; name bytes (aux = length |
+                                 depth << 8: open regions before it) */
+    CP_TREC_REGION_END,       /* [2] task id (aux = depth << 8) */
+    CP_TREC_TASK_BEGIN,       /* [2] id, [3] parent id; name (aux = len) */
+    CP_TREC_TASK_END,         /* [2] id; name (aux = len) */
+    CP_TREC_LOG,              /* [2] task id; category then message bytes
+                                 (aux = catlen | msglen << 8) */
+    CP_TREC_WAIT,             /* [1] begin, [2] end, [3] addr; aux = kind */
+    CP_TREC_CPU_SAMPLE,       /* pcs, leaf first (aux = depth) */
+    CP_TREC_THREAD_START,
+    CP_TREC_THREAD_EXIT,
+};
+
+static inline unsigned cp_trace_rec_type_of(uint64_t h) { return h & 0xff; }
+static inline size_t cp_trace_rec_words(uint64_t h) { return (h >> 8) & 0xffff; }
+static inline uint32_t cp_trace_rec_aux(uint64_t h) { return (uint32_t)(h >> 32); }
+
+/* Largest record, in words (a log line with both strings at their max). */
+#define CP_TRACE_REC_MAX_WORDS \
+    (3 + (CP_TRACE_NAME_MAX + CP_TRACE_MSG_MAX + 7) / 8)
+
+/* ---- producers (async-signal-safe) ---- */
+
+/* The one predictable branch every producer takes first. */
+bool cp_trace_enabled(void);
+
+/*
+ * Appends one record to the calling thread's ring: a header built from
+ * type and aux, the timestamp ts, nw payload words w, then nb bytes of
+ * b (rounded up to whole words).  Returns false (and counts the event
+ * lost) when tracing is off, the ring is full, no slot is free, or the
+ * thread is already inside a write (a signal handler interrupted it).
+ */
+bool cp_trace_emit(unsigned type, uint32_t aux, uint64_t ts,
+                   const uint64_t *w, size_t nw, const void *b, size_t nb);
+/* Same, with two byte strings appended one after the other. */
+bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
+                    const uint64_t *w, size_t nw, const void *b1, size_t n1,
+                    const void *b2, size_t n2);
+
+/* Makes the calling thread's events vanish without counting as lost
+ * (the recorder's own drain thread).  Normal context. */
+void cp_trace_ignore_this_thread(void);
+
+/* CLOCK_MONOTONIC in nanoseconds (vDSO: signal-safe, no syscall). */
+uint64_t cp_trace_now(void);
+
+/* ---- control and consumer (normal context, src/trace/ only) ---- */
+
+/* Reserves the slot pool on first use.  0 or -ENOMEM. */
+int cp_trace_capture_init(void);
+/* Empties every slot, starts a new session and turns producers on. */
+void cp_trace_capture_enable(void);
+/*
+ * Turns producers off and returns once no producer is inside a write, so
+ * the consumer's last drain sees every record of the session.
+ */
+void cp_trace_capture_disable(void);
+
+/* Records dropped this session (full rings, no slot, re-entered writes). */
+uint64_t cp_trace_capture_lost(void);
+
+/* Thread id owning slot i this session, or 0 when free. */
+int32_t cp_trace_slot_tid(size_t i);
+
+/*
+ * Hands every complete record now in slot i to fn (a contiguous copy,
+ * header first), then frees their space.  Returns the record count.
+ */
+typedef void (*cp_trace_rec_fn)(void *arg, size_t slot, int32_t tid,
+                                const uint64_t *rec, size_t nwords);
+size_t cp_trace_slot_drain(size_t i, cp_trace_rec_fn fn, void *arg);
+
+/*
+ * After a drain: frees slot i when its thread has exited (it can write no
+ * more) so a new thread may claim it.  Returns true when it was freed.
+ */
+bool cp_trace_slot_reap(size_t i);
+
+#endif
