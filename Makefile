@@ -25,7 +25,7 @@ demo: build
 	@scripts/demo.sh $(BUILD)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	cd $(BUILD) && CPPROF_REQUIRE_GO=1 ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
@@ -33,7 +33,7 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j $(JOBS) --timeout 600 -LE no-sanitizer
+	    CPPROF_REQUIRE_GO=1 ctest --output-on-failure -j $(JOBS) --timeout 600 -LE no-sanitizer
 
 # Concurrency tests under ThreadSanitizer.
 test-tsan: deps
