@@ -251,8 +251,8 @@ static void test_written_profile_parses_with_go(void **state)
     assert_non_null(strstr(top, "Showing nodes accounting for 30, 100% of 30 total"));
     assert_non_null(strstr(top, "added_here"));
     free(top);
-    char *traces = cpt_pprof("-traces", path);
-    assert_non_null(strstr(traces, "test_registry.c"));
+    char *traces = cpt_pprof("-traces -lines", path);
+    assert_non_null(strstr(traces, "test_registry.c:"));
     free(traces);
     free(path);
     cpt_tmpdir_remove(dir);
