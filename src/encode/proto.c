@@ -469,7 +469,9 @@ int cp_proto_write(const cp_profile *p, cpprof_writer *w, unsigned flags)
     free(e.fnv);
     free(e.stkv);
     free(e.locpool);
+    /* Push staged bytes now, so a failing sink is reported here and not
+     * only at close. */
     if (rc == 0)
-        rc = cpprof_writer_error(w);
+        rc = cp_writer_flush(w);
     return rc ? cp_writer_fail(w, rc) : 0;
 }

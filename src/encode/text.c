@@ -285,7 +285,7 @@ int cp_text_write_count(const cp_profile *p, cpprof_writer *w)
         }
         if (sym)
             cp_symbolizer_release(sym);
-        rc = cpprof_writer_error(w);
+        rc = cp_writer_flush(w);
     }
     free(r);
     free(off);
