@@ -52,7 +52,7 @@ typedef struct stk {
 
 /* What symbolization produced for one mapping's locations. */
 typedef struct mstat {
-    size_t nlocs, with_fn, with_file, with_line;
+    size_t nlocs, with_fn, with_file, with_line, with_inline;
     uintptr_t any_addr;
 } mstat;
 
@@ -233,6 +233,7 @@ static uint64_t loc_id(enc *e, uintptr_t addr)
         st->with_fn += fn;
         st->with_file += fn && file;
         st->with_line += fn && line;
+        st->with_inline += nf > 1;
     }
 
     cp_pb_begin(&e->pb, P_LOCATION);
@@ -346,14 +347,18 @@ static void mappings(enc *e)
     for (size_t i = 0; i < e->maps->n; i++) {
         const cp_mapping *m = &e->maps->v[i];
         const mstat *st = &e->mstats[i];
-        /* A flag is set only when it holds for every location of this
-         * mapping in the profile: pprof then trusts it and does not try
-         * to symbolize them again. */
+        /* The flags state the resolution symbolization reached for this
+         * mapping's locations.  has_functions only when every location
+         * got a function (pprof then trusts them and does not symbolize
+         * again).  The finer levels when symbolization produced them for
+         * this object at all: a few locations without debug info (e.g.
+         * _start) do not make the DWARF-resolved rest unresolved. */
         bool fn = st->nlocs > 0 && st->with_fn == st->nlocs;
-        bool file = fn && st->with_file == st->nlocs;
-        bool line = fn && st->with_line == st->nlocs;
-        bool inl = line && (cp_symbolize_object_flags(e->sym, st->any_addr) &
-                            CP_SYM_HAS_INLINES);
+        bool file = fn && st->with_file > 0;
+        bool line = file && st->with_line > 0;
+        bool inl = line && (st->with_inline > 0 ||
+                            (cp_symbolize_object_flags(e->sym, st->any_addr) &
+                             CP_SYM_HAS_INLINES));
         int64_t fname = str_id(e, m->file), bid = str_id(e, m->build_id);
         cp_pb_begin(&e->pb, P_MAPPING);
         cp_pb_varint(&e->pb, 1, i + 1);
