@@ -10,23 +10,69 @@
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <pthread.h>
 
 #include "capture/backtrace.h"
 
 #define BACKTRACE_MAX_SKIP 64
+
+#if defined(__SANITIZE_THREAD__)
+/*
+ * unw_backtrace keeps a per-thread cache freed by a pthread key destructor
+ * that runs after ThreadSanitizer has torn down the thread's state, which
+ * crashes TSan builds at thread exit.  Those builds walk with unw_step,
+ * which keeps no per-thread state; the result is the same, only slower.
+ */
+static int walk(void **buf, int max)
+{
+    unw_context_t ctx;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&ctx) != 0 || unw_init_local(&cursor, &ctx) != 0)
+        return 0;
+    int n = 0;
+    /* The first entry, as with unw_backtrace, is the return address into
+     * the caller of walk (cp_backtrace), so step once before storing. */
+    while (n < max && unw_step(&cursor) > 0) {
+        unw_word_t ip;
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0)
+            break;
+        buf[n++] = (void *)ip;
+    }
+    return n;
+}
+#else
+static inline int walk(void **buf, int max)
+{
+    return unw_backtrace(buf, max);
+}
+#endif
+
+/*
+ * libunwind initialises its globals lazily on the first walk, guarded by a
+ * flag it reads without synchronisation.  Doing that first walk under
+ * pthread_once orders it before every other walk in every thread.
+ */
+static pthread_once_t warm_once = PTHREAD_ONCE_INIT;
+
+static void warm_unwinder(void)
+{
+    void *buf[4];
+    walk(buf, 4);
+}
 
 __attribute__((noinline)) size_t cp_backtrace(uintptr_t *pcs, size_t max,
                                                int skip)
 {
     if (!pcs || max == 0 || skip < 0 || skip > BACKTRACE_MAX_SKIP)
         return 0;
+    pthread_once(&warm_once, warm_unwinder);
     /* unw_backtrace's first entry is the return address into this
      * function; one more entry covers our own frame. */
     void *buf[BACKTRACE_MAX_SKIP + 1 + 128];
     size_t want = (size_t)skip + 1 + max;
     if (want > sizeof buf / sizeof buf[0])
         want = sizeof buf / sizeof buf[0];
-    int n = unw_backtrace(buf, (int)want);
+    int n = walk(buf, (int)want);
     size_t first = (size_t)skip + 1;
     if (n <= 0 || (size_t)n <= first)
         return 0;

@@ -17,11 +17,11 @@
 #include "support.h"
 
 #if defined(__SANITIZE_THREAD__)
-#define PAIRS 100000
+#define PAIRS 250000
 #elif defined(__SANITIZE_ADDRESS__)
 #define PAIRS 250000
 #else
-#define PAIRS 1000000
+#define PAIRS 2500000
 #endif
 #define THREADS 8
 #define KEPT 1000   /* values each thread leaves in the profile */
