@@ -102,6 +102,9 @@ static const char *const wait_kind_names[] = {
 
 /* ------------------------------------------------------- JSON output */
 
+/* Appends a string literal (its length known at compile time). */
+#define write_lit(w, lit) cp_writer_write((w), (lit), sizeof(lit) - 1)
+
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
@@ -179,31 +182,32 @@ static void json_cstring(cpprof_writer *w, const char *s)
 
 /* Starts one element of traceEvents: separator, then the fields every
  * event has.  ts is absolute monotonic ns (>= t0). */
-static void event_open(const char *ph, int32_t tid, uint64_t ts)
+static void event_open(const char *ph, const char *cat, int32_t tid,
+                       uint64_t ts)
 {
     cpprof_writer *w = trace_rec.out;
     uint64_t rel = ts - trace_rec.t0;
-    cp_writer_printf(w, "%s{\"ph\":\"%s\",\"pid\":%d,\"tid\":%" PRId32
-                        ",\"ts\":%" PRIu64 ".%03u",
-                     trace_rec.nevents++ ? ",\n" : "\n", ph, trace_rec.pid,
-                     tid, rel / 1000, (unsigned)(rel % 1000));
+    cp_writer_printf(w, "%s{\"ph\":\"%s\",\"cat\":\"%s\",\"pid\":%d,"
+                        "\"tid\":%" PRId32 ",\"ts\":%" PRIu64 ".%03u",
+                     trace_rec.nevents++ ? ",\n" : "\n", ph, cat,
+                     trace_rec.pid, tid, rel / 1000, (unsigned)(rel % 1000));
 }
 
-static void event_name(const char *cat, const char *name, size_t n)
+static void event_name(const char *name, size_t n)
 {
-    cpprof_writer *w = trace_rec.out;
-    cp_writer_printf(w, ",\"cat\":\"%s\",\"name\":", cat);
-    json_string(w, name, n);
+    write_lit(trace_rec.out, ",\"name\":");
+    json_string(trace_rec.out, name, n);
 }
 
 static void thread_name_event(int32_t tid, const char *name)
 {
     cpprof_writer *w = trace_rec.out;
-    cp_writer_printf(w, "%s{\"ph\":\"M\",\"pid\":%d,\"tid\":%" PRId32
+    cp_writer_printf(w, "%s{\"ph\":\"M\",\"cat\":\"__metadata\",\"pid\":%d,"
+                        "\"tid\":%" PRId32
                         ",\"name\":\"thread_name\",\"args\":{\"name\":",
                      trace_rec.nevents++ ? ",\n" : "\n", trace_rec.pid, tid);
     json_cstring(w, name);
-    cp_writer_write(w, "}}", 2);
+    write_lit(w, "}}");
 }
 
 /* The kernel's name of a thread (or the process, tid 0), at most 16
@@ -266,8 +270,8 @@ static struct task_entry *task_add(uint64_t id, const char *type, size_t n)
 static void task_event(const char *ph, int32_t tid, uint64_t ts, uint64_t id,
                        const char *type, size_t n)
 {
-    event_open(ph, tid, ts);
-    event_name("task", type, n);
+    event_open(ph, "task", tid, ts);
+    event_name(type, n);
     cp_writer_printf(trace_rec.out, ",\"id\":\"0x%" PRIx64 "\"", id);
 }
 
@@ -300,7 +304,7 @@ static void frame_node(uint32_t id, uint32_t parent, bool has_parent,
     json_cstring(f, name);
     if (has_parent)
         cp_writer_printf(f, ",\"parent\":\"%" PRIu32 "\"", parent);
-    cp_writer_write(f, "}", 1);
+    write_lit(f, "}");
 }
 
 /*
@@ -338,8 +342,8 @@ static void close_regions(struct slot_state *st, uint64_t ts)
 {
     while (st->nopen > 0) {
         st->nopen--;
-        event_open("E", st->tid, ts);
-        cp_writer_write(trace_rec.out, ",\"args\":{\"unfinished\":true}}", 29);
+        event_open("E", "region", st->tid, ts);
+        write_lit(trace_rec.out, ",\"args\":{\"unfinished\":true}}");
     }
 }
 
@@ -380,12 +384,19 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
             trace_rec.dropped++;
             return;
         }
+        /* Open regions at this depth or deeper have ended (their end
+         * records were lost): close them here, or they would nest. */
+        while (st->nopen > 0 && st->open[st->nopen - 1] >= depth) {
+            st->nopen--;
+            event_open("E", "region", tid, ts);
+            write_lit(w, "}");
+        }
         st->open[st->nopen++] = depth;
-        event_open("B", tid, ts);
-        event_name("region", bytes, n);
+        event_open("B", "region", tid, ts);
+        event_name(bytes, n);
         if (r[2] != 0)
             cp_writer_printf(w, ",\"args\":{\"task\":%" PRIu64 "}", r[2]);
-        cp_writer_write(w, "}", 1);
+        write_lit(w, "}");
         break;
     }
     case CP_TREC_REGION_END: {
@@ -398,8 +409,8 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
         /* Inner regions whose ends were lost close here too. */
         while (st->nopen >= k) {
             st->nopen--;
-            event_open("E", tid, ts);
-            cp_writer_write(w, "}", 1);
+            event_open("E", "region", tid, ts);
+            write_lit(w, "}");
         }
         break;
     }
@@ -416,7 +427,7 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
         if (r[3] != 0)
             cp_writer_printf(w, ",\"args\":{\"parent\":\"0x%" PRIx64 "\"}",
                              r[3]);
-        cp_writer_write(w, "}", 1);
+        write_lit(w, "}");
         break;
     }
     case CP_TREC_TASK_END: {
@@ -429,31 +440,30 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
             if (t == NULL && task_add(r[2], bytes, n) == NULL)
                 return;
             task_event("b", tid, trace_rec.t0, r[2], bytes, n);
-            cp_writer_write(w, ",\"args\":{\"started_before_trace\":true}}",
-                            37);
+            write_lit(w, ",\"args\":{\"started_before_trace\":true}}");
             t = task_find(r[2]);
         }
         t->open = false;
         task_event("e", tid, ts, r[2], bytes, n);
-        cp_writer_write(w, "}", 1);
+        write_lit(w, "}");
         break;
     }
     case CP_TREC_LOG: {
         size_t nc = aux & 0xff, nm = aux >> 8;
         if (nw < 3 + (nc + nm + 7) / 8)
             return;
-        event_open("i", tid, ts);
+        event_open("i", "log", tid, ts);
         if (nc > 0)
-            event_name("log", bytes, nc);
+            event_name(bytes, nc);
         else
-            event_name("log", "log", 3);
-        cp_writer_write(w, ",\"s\":\"t\",\"args\":{\"category\":", 27);
+            event_name("log", 3);
+        write_lit(w, ",\"s\":\"t\",\"args\":{\"category\":");
         json_string(w, bytes, nc);
-        cp_writer_write(w, ",\"message\":", 11);
+        write_lit(w, ",\"message\":");
         json_string(w, bytes + nc, nm);
         if (r[2] != 0)
             cp_writer_printf(w, ",\"task\":%" PRIu64, r[2]);
-        cp_writer_write(w, "}}", 2);
+        write_lit(w, "}}");
         break;
     }
     case CP_TREC_WAIT: {
@@ -469,8 +479,8 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
                                : "wait";
         char name[48];
         int n = snprintf(name, sizeof name, "wait %s", kind);
-        event_open("X", tid, ts);
-        event_name("wait", name, (size_t)n);
+        event_open("X", "wait", tid, ts);
+        event_name(name, (size_t)n);
         uint64_t dur = end - ts;
         cp_writer_printf(w, ",\"dur\":%" PRIu64 ".%03u,\"args\":{\"kind\":\"%s\""
                             ",\"object\":\"0x%" PRIx64 "\"}}",
@@ -487,19 +497,19 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
             trace_rec.dropped++;
             return;
         }
-        event_open("i", tid, ts);
-        event_name("cpu", "cpu sample", 10);
+        event_open("i", "cpu", tid, ts);
+        event_name("cpu sample", 10);
         cp_writer_printf(w, ",\"s\":\"t\",\"sf\":\"%" PRIu32 "\"}", leaf);
         break;
     }
     case CP_TREC_THREAD_START:
     case CP_TREC_THREAD_EXIT:
-        event_open("i", tid, ts);
+        event_open("i", "thread", tid, ts);
         if (type == CP_TREC_THREAD_START)
-            event_name("thread", "thread start", 12);
+            event_name("thread start", 12);
         else
-            event_name("thread", "thread exit", 11);
-        cp_writer_write(w, ",\"s\":\"t\"}", 9);
+            event_name("thread exit", 11);
+        write_lit(w, ",\"s\":\"t\"}");
         break;
     default:
         return;
@@ -666,11 +676,11 @@ int cpprof_trace_start(struct cpprof_writer *w)
     char pname[17];
     read_comm(0, pname);
     cp_writer_printf(w, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
-    cp_writer_printf(w, "\n{\"ph\":\"M\",\"pid\":%d,\"tid\":0,"
+    cp_writer_printf(w, "\n{\"ph\":\"M\",\"cat\":\"__metadata\",\"pid\":%d,\"tid\":0,"
                         "\"name\":\"process_name\",\"args\":{\"name\":",
                      trace_rec.pid);
     json_cstring(w, pname[0] ? pname : "process");
-    cp_writer_write(w, "}}", 2);
+    write_lit(w, "}}");
     trace_rec.nevents = 1;
     if ((err = cpprof_writer_error(w)) != 0) {
         state_free();
@@ -724,19 +734,19 @@ int cpprof_trace_stop(void)
         if (!t->open)
             continue;
         task_event("e", 0, t_end, t->id, t->type, strlen(t->type));
-        cp_writer_write(w, ",\"args\":{\"unfinished\":true}}", 29);
+        write_lit(w, ",\"args\":{\"unfinished\":true}}");
     }
     uint64_t lost = cp_trace_capture_lost() + trace_rec.dropped;
     if (lost > 0) {
-        event_open("i", 0, t_end);
-        event_name("cpprof", "events lost", 11);
+        event_open("i", "cpprof", 0, t_end);
+        event_name("events lost", 11);
         cp_writer_printf(w, ",\"s\":\"g\",\"args\":{\"lost_events\":%" PRIu64
                             "}}", lost);
     }
 
     size_t flen = 0;
     const void *fdata = cpprof_writer_data(trace_rec.frames, &flen);
-    cp_writer_write(w, "\n],\n\"stackFrames\":{", 19);
+    write_lit(w, "\n],\n\"stackFrames\":{");
     if (flen > 0)
         cp_writer_write(w, fdata, flen);
     cp_writer_printf(w,
