@@ -591,21 +591,25 @@ static size_t resolve_dwarf(cp_symbolizer *s, Dwfl_Module *mod, uintptr_t addr,
     size_t k = 0;
     uintptr_t entry = 0;
     bool have_function = false;
-    for (int i = 0; i < nchain && k < cap; i++) {
+    for (int i = 0; i < nchain; i++) {
         Dwarf_Die *d = &chain[i];
         int tag = dwarf_tag(d);
         if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
             continue;
-        cp_frame *f = &out[k++];
-        memset(f, 0, sizeof *f);
-        name_frame(s, d, f);
-        f->file = file;
-        f->line = line;
+        /* The last slot is kept for the real function: inlined frames
+         * past cap - 1 are dropped, their call sites still followed. */
+        if (k + 1 < cap || tag == DW_TAG_subprogram) {
+            cp_frame *f = &out[k++];
+            memset(f, 0, sizeof *f);
+            name_frame(s, d, f);
+            f->file = file;
+            f->line = line;
+            have_function = tag == DW_TAG_subprogram && f->function != NULL;
+        }
         if (tag == DW_TAG_subprogram) {
             Dwarf_Addr pc;
             if (dwarf_entrypc(d, &pc) == 0)
                 entry = (uintptr_t)(pc + bias);
-            have_function = f->function != NULL;
             break;
         }
         Dwarf_Attribute mem;
@@ -669,7 +673,8 @@ static uint32_t resolve_and_cache(cp_symbolizer *s, uintptr_t addr,
              sizeof *s->addrs) != 0 ||
         cp_hindex_insert(&s->addr_index, hash, id) != 0)
         return CP_HINDEX_NONE;
-    memcpy(s->frames + s->nframes, tmp, n * sizeof *tmp);
+    if (n > 0) /* frames may still be NULL */
+        memcpy(s->frames + s->nframes, tmp, n * sizeof *tmp);
     s->addrs[s->naddrs++] = (addr_entry){addr, (uint32_t)s->nframes,
                                          (uint32_t)n};
     s->nframes += n;
@@ -682,6 +687,8 @@ static size_t copy_run(const cp_symbolizer *s, uint32_t id, cp_frame *frames,
                        size_t cap)
 {
     const addr_entry *e = &s->addrs[id];
+    if (e->n == 0)
+        return 0;
     const cp_frame *run = s->frames + e->first;
     if (e->n <= cap) {
         memcpy(frames, run, e->n * sizeof *run);

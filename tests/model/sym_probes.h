@@ -33,6 +33,10 @@ uintptr_t cpt_outer_probe(int *inner, int *outer);
 extern const int cpt_inl_decl_line;
 extern const int cpt_outer_decl_line;
 
+/* The pc lies 40 inlined calls deep (cpt_deep0 innermost, cpt_deep39
+ * outermost) inside cpt_deep_probe. */
+uintptr_t cpt_deep_probe(void);
+
 /* C++ (sym_cxx.cpp): the pc lies in cpt::Widget::probe(int*). */
 uintptr_t cpt_cxx_probe(int *line);
 /* Keeps libstdc++ linked (see sym_cxx.cpp). */

@@ -98,6 +98,25 @@ static void test_inline_chain(void **state)
     cp_symbolizer_release(s);
 }
 
+/* Deeper than kept: the innermost frames, then the real function. */
+static void test_deep_inline_chain(void **state)
+{
+    uintptr_t pc = cpt_deep_probe();
+    cp_symbolizer *s = cp_symbolizer_acquire();
+    cp_frame f[64];
+    size_t n = cp_symbolize(s, pc, f, 64);
+    assert_int_equal(n, 32);
+    char name[32];
+    for (size_t i = 0; i < 31; i++) {
+        snprintf(name, sizeof name, "cpt_deep%zu", i);
+        assert_string_equal(f[i].function, name);
+    }
+    assert_string_equal(f[31].function, "cpt_deep_probe");
+    assert_int_equal(f[31].entry, (uintptr_t)cpt_deep_probe);
+    assert_true(f[31].line > 0);
+    cp_symbolizer_release(s);
+}
+
 static void test_cxx_demangled(void **state)
 {
     int line = 0;
@@ -292,6 +311,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_function),
         cmocka_unit_test(test_inline_chain),
+        cmocka_unit_test(test_deep_inline_chain),
         cmocka_unit_test(test_cxx_demangled),
         cmocka_unit_test(test_libc_function),
         cmocka_unit_test(test_symtab_fallback),
