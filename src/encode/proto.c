@@ -445,8 +445,10 @@ int cp_proto_write(const cp_profile *p, cpprof_writer *w, unsigned flags)
     if (rc == 0 && e.maps->n &&
         (e.mstats = calloc(e.maps->n, sizeof *e.mstats)) == NULL)
         rc = -ENOMEM;
+    /* Without a symbolizer the profile is still useful: pprof can
+     * symbolize addresses + mappings itself. */
     if (rc == 0 && e.symbols && (e.sym = cp_symbolizer_acquire()) == NULL)
-        rc = -ENOMEM;
+        e.symbols = false;
     if (rc == 0) {
         if (gz)
             cp_pb_init(&e.pb, cp_gzip_write, gz);
