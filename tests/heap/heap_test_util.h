@@ -1,0 +1,76 @@
+/*
+ * tests/heap/heap_test_util.h - helpers shared by the heap and threads
+ * tests: write a built-in profile to memory or a file, decode it, and sum
+ * a sample type over the samples whose stack passes through given
+ * functions.  Test-only; normal context.
+ */
+#ifndef CPPROF_TESTS_HEAP_UTIL_H
+#define CPPROF_TESTS_HEAP_UTIL_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpprof.h"
+#include "encode/decode.h"
+#include "support.h"
+
+/* Writes profile name at debug 0 and decodes it (asserts on failure). */
+static inline cp_decoded *ht_decode_profile(const char *name)
+{
+    cpprof_profile *p = cpprof_profile_lookup(name);
+    assert_non_null(p);
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_profile_write(p, w, 0), 0);
+    size_t len;
+    const void *data = cpprof_writer_data(w, &len);
+    cp_decoded *d = NULL;
+    assert_int_equal(cp_decode(data, len, &d), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+    return d;
+}
+
+/* Writes profile name at debug level to path (asserts on failure). */
+static inline void ht_write_file(const char *name, int debug, const char *path)
+{
+    cpprof_profile *p = cpprof_profile_lookup(name);
+    assert_non_null(p);
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_path(&w, path), 0);
+    assert_int_equal(cpprof_profile_write(p, w, debug), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+}
+
+/* Whether sample s has a frame (any inline level) named fn. */
+static inline int ht_sample_has(const cp_decoded *d, const cp_dec_sample *s,
+                                const char *fn)
+{
+    for (size_t i = 0; i < s->nlocs; i++) {
+        const cp_dec_location *l = cp_decoded_location(d, s->location_ids[i]);
+        for (size_t k = 0; l && k < l->nlines; k++) {
+            const cp_dec_function *f =
+                cp_decoded_function(d, l->lines[k].function_id);
+            if (f && f->name && strcmp(f->name, fn) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Sum of sample type `type` over samples through fn1 and (if non-NULL)
+ * fn2. */
+static inline int64_t ht_sum(const cp_decoded *d, const char *type,
+                             const char *fn1, const char *fn2)
+{
+    int ix = cp_decoded_type_index(d, type);
+    assert_true(ix >= 0);
+    int64_t sum = 0;
+    for (size_t i = 0; i < d->nsamples; i++) {
+        const cp_dec_sample *s = &d->samples[i];
+        if (ht_sample_has(d, s, fn1) && (!fn2 || ht_sample_has(d, s, fn2)))
+            sum += s->values[ix];
+    }
+    return sum;
+}
+
+#endif

@@ -1,0 +1,335 @@
+/*
+ * tests/heap/test_heap_semantics.c - the interposed malloc family behaves
+ * exactly as the real allocator: every call is made through our shim and
+ * through the next definition (glibc's, found with dlsym(RTLD_NEXT)) and
+ * the return values, errno and alignment must agree; realloc in every
+ * direction keeps contents and the profile's accounting, for sampled
+ * (rate 1) and unsampled (rate 0) blocks.  Also fork children and
+ * concurrent threads.
+ *
+ * Needs the malloc interposition: labelled no-sanitizer.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "heap_test_util.h"
+
+typedef int (*pm_fn)(void **, size_t, size_t);
+typedef void *(*aa_fn)(size_t, size_t);
+typedef void *(*m_fn)(size_t);
+typedef void *(*c_fn)(size_t, size_t);
+typedef void *(*ra_fn)(void *, size_t, size_t);
+
+static void *next(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    assert_non_null(f);
+    return f;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i * 7);
+}
+
+static int same(const unsigned char *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 7))
+            return 0;
+    return 1;
+}
+
+/* The sites are frames of their own: the volatile store after the call
+ * keeps the compiler from turning it into a tail call. */
+static volatile int no_tail_call;
+
+__attribute__((noinline)) void *realloc_site(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    no_tail_call = 1;
+    return q;
+}
+
+__attribute__((noinline)) void *alloc_site(size_t n)
+{
+    void *q = malloc(n);
+    no_tail_call = 1;
+    return q;
+}
+
+/* Grow, shrink, same size, from NULL, to a huge size (fails, block kept),
+ * to 0 (glibc frees and returns NULL). */
+static void realloc_all_directions(void)
+{
+    unsigned char *p = alloc_site(100);
+    assert_non_null(p);
+    fill(p, 100, 3);
+    p = realloc_site(p, 100000);         /* grow (moves) */
+    assert_non_null(p);
+    assert_true(same(p, 100, 3));
+    fill(p, 100000, 5);
+    p = realloc_site(p, 50);             /* shrink */
+    assert_non_null(p);
+    assert_true(same(p, 50, 5));
+    p = realloc_site(p, 50);             /* same */
+    assert_non_null(p);
+    assert_true(same(p, 50, 5));
+    errno = 0;
+    void *q = realloc_site(p, SIZE_MAX - 4096); /* fails: p untouched */
+    assert_null(q);
+    assert_int_equal(errno, ENOMEM);
+    assert_true(same(p, 50, 5));
+    errno = 1234;
+    q = realloc_site(p, 0);              /* frees */
+    assert_null(q);
+    assert_int_equal(errno, 1234);
+    q = realloc_site(NULL, 77);          /* malloc */
+    assert_non_null(q);
+    free(q);
+}
+
+static void test_realloc_sampled_and_unsampled(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    realloc_all_directions();
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    realloc_all_directions();
+    /* Mixed: sampled block reallocated while sampling is off, and back. */
+    unsigned char *p = alloc_site(4000);
+    fill(p, 4000, 9);
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    p = realloc_site(p, 8000);
+    assert_true(same(p, 4000, 9));
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    p = realloc_site(p, 100);
+    assert_true(same(p, 100, 9));
+    free(p);
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    /* Everything the two sites allocated is freed: nothing live. */
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(ht_sum(d, "inuse_space", "realloc_site", NULL), 0);
+    assert_int_equal(ht_sum(d, "inuse_space", "alloc_site", NULL), 0);
+    assert_true(ht_sum(d, "alloc_space", "realloc_site", NULL) >= 100000);
+    cp_decoded_free(d);
+}
+
+static void test_live_realloc_is_accounted_at_new_size(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    void *p = alloc_site(1000);
+    p = realloc_site(p, 123457);
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    assert_int_equal(ht_sum(d, "inuse_space", "realloc_site", NULL), 123457);
+    assert_int_equal(ht_sum(d, "inuse_objects", "realloc_site", NULL), 1);
+    cp_decoded_free(d);
+    free(p);
+}
+
+static void test_errors_match_the_real_allocator(void **state)
+{
+    (void)state;
+    pm_fn real_pm = (pm_fn)next("posix_memalign");
+    aa_fn real_aa = (aa_fn)next("aligned_alloc");
+    m_fn real_malloc = (m_fn)next("malloc");
+    c_fn real_calloc = (c_fn)next("calloc");
+    void (*real_free)(void *) = (void (*)(void *))next("free");
+    for (int rate = 0; rate <= 1; rate++) {
+        assert_int_equal(cpprof_heap_set_rate(rate), 0);
+        /* posix_memalign with bad alignments: same code, errno untouched,
+         * *out untouched. */
+        size_t bad[] = {0, 1, 3, 4, 24, sizeof(void *) * 3};
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            void *a = (void *)0x1, *b = (void *)0x1;
+            errno = 777;
+            int ra = posix_memalign(&a, bad[i], 64);
+            int ea = errno;
+            errno = 777;
+            int rb = real_pm(&b, bad[i], 64);
+            assert_int_equal(ra, rb);
+            assert_int_equal(ea, errno);
+            assert_ptr_equal(a, b);
+            if (ra == 0) {
+                free(a);
+                real_free(b);
+            }
+        }
+        /* Good alignment. */
+        void *a;
+        errno = 777;
+        assert_int_equal(posix_memalign(&a, 4096, 100), 0);
+        assert_int_equal(errno, 777);
+        assert_int_equal((uintptr_t)a % 4096, 0);
+        free(a);
+        /* Huge posix_memalign: ENOMEM returned, errno as the real one. */
+        void *b;
+        errno = 777;
+        int ra = posix_memalign(&a, 64, SIZE_MAX - 100);
+        int ea = errno;
+        errno = 777;
+        int rb = real_pm(&b, 64, SIZE_MAX - 100);
+        assert_int_equal(ra, rb);
+        assert_int_equal(ea, errno);
+        /* aligned_alloc with a non-power-of-two alignment. */
+        errno = 0;
+        void *x = aligned_alloc(24, 48);
+        int ex = errno;
+        errno = 0;
+        void *y = real_aa(24, 48);
+        assert_int_equal(x == NULL, y == NULL);
+        assert_int_equal(ex, errno);
+        free(x);
+        real_free(y);
+        /* malloc(0): a unique, freeable pointer. */
+        void *z1 = malloc(0), *z2 = malloc(0);
+        assert_non_null(z1);
+        assert_non_null(z2);
+        assert_ptr_not_equal(z1, z2);
+        free(z1);
+        free(z2);
+        /* free(NULL) is a no-op that keeps errno. */
+        errno = 4321;
+        free(NULL);
+        assert_int_equal(errno, 4321);
+        /* Huge sizes fail with ENOMEM, like the real calls. */
+        errno = 0;
+        assert_null(malloc(SIZE_MAX));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(real_malloc(SIZE_MAX));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(calloc(SIZE_MAX / 2, 3)); /* overflows */
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(real_calloc(SIZE_MAX / 2, 3));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(reallocarray(NULL, SIZE_MAX / 2, 3));
+        assert_int_equal(errno, ENOMEM);
+        /* calloc zeroes; memalign/valloc/pvalloc align; usable size. */
+        unsigned char *c = calloc(1000, 3);
+        for (size_t i = 0; i < 3000; i++)
+            assert_int_equal(c[i], 0);
+        assert_true(malloc_usable_size(c) >= 3000);
+        free(c);
+        void *m = memalign(256, 10);
+        assert_int_equal((uintptr_t)m % 256, 0);
+        free(m);
+        long page = sysconf(_SC_PAGESIZE);
+        void *v = valloc(10);
+        assert_int_equal((uintptr_t)v % (uintptr_t)page, 0);
+        free(v);
+        v = pvalloc(10);
+        assert_int_equal((uintptr_t)v % (uintptr_t)page, 0);
+        assert_true(malloc_usable_size(v) >= (size_t)page);
+        free(v);
+    }
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+}
+
+/* Errno survives a sampled allocation (recording must not leak its own). */
+static void test_sampled_allocation_preserves_errno(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    for (int i = 0; i < 100; i++) {
+        errno = 9999;
+        void *p = alloc_site((size_t)i * 13 + 1);
+        assert_int_equal(errno, 9999);
+        free(p);
+        assert_int_equal(errno, 9999);
+    }
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+}
+
+static void *churn_thread(void *arg)
+{
+    (void)arg;
+    void *ring[64] = {0};
+    for (int i = 0; i < 200000; i++) {
+        int k = i & 63;
+        free(ring[k]);
+        ring[k] = malloc(16 + (size_t)(i * 37) % 4000);
+        *(volatile char *)ring[k] = 1;
+    }
+    for (int k = 0; k < 64; k++)
+        free(ring[k]);
+    return NULL;
+}
+
+/* fork() while other threads allocate with sampling on: the child can
+ * allocate, profile and exit normally. */
+static void test_fork_child_keeps_working(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(4096), 0);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn_thread, NULL), 0);
+    for (int f = 0; f < 5; f++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            void *v[1000];
+            for (int i = 0; i < 1000; i++)
+                v[i] = malloc(1000);
+            for (int i = 0; i < 1000; i++)
+                free(v[i]);
+            cpprof_writer *w;
+            int ok = cpprof_writer_open_buffer(&w) == 0 &&
+                     cpprof_write_heap_profile(w) == 0;
+            cpprof_writer_close(w);
+            _exit(ok ? 0 : 3);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+}
+
+/* Threads allocating and freeing concurrently at a high sampling rate:
+ * when they are done, nothing they allocated is live. */
+static void test_concurrent_churn_leaves_nothing_live(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(2048), 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn_thread, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_true(ht_sum(d, "alloc_objects", "churn_thread", NULL) > 0);
+    assert_int_equal(ht_sum(d, "inuse_space", "churn_thread", NULL), 0);
+    cp_decoded_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_realloc_sampled_and_unsampled),
+        cmocka_unit_test(test_live_realloc_is_accounted_at_new_size),
+        cmocka_unit_test(test_errors_match_the_real_allocator),
+        cmocka_unit_test(test_sampled_allocation_preserves_errno),
+        cmocka_unit_test(test_fork_child_keeps_working),
+        cmocka_unit_test(test_concurrent_churn_leaves_nothing_live),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
