@@ -27,9 +27,13 @@
 #define TABWIDTH 8
 #define NCOLS 4 /* "#", pc, func+off, file:line */
 
+/* One "#" line: the cells are formatted when written; function and file
+ * point into the symbolizer, valid until it is released. */
 typedef struct tline {
-    char cell[NCOLS][256];
-    int ncells;
+    uintptr_t pc, off;
+    const char *function; /* NULL: the "#\t0xPC" form */
+    const char *file;
+    int line;
 } tline;
 
 /* Display width in runes, as the tabwriter counts (UTF-8). */
@@ -41,21 +45,39 @@ static size_t text_width(const char *s)
     return n;
 }
 
-/* Fills one line's cells for a frame (f == NULL: unknown address). */
+static size_t hex_width(uintptr_t v)
+{
+    size_t n = 3; /* "0x" and at least one digit */
+    while (v >>= 4)
+        n++;
+    return n;
+}
+
+/* Number of cells of a line, and the width of cell col. */
+static int ncells(const tline *l)
+{
+    return l->function ? NCOLS : 2;
+}
+
+static size_t cell_width(const tline *l, int col)
+{
+    switch (col) {
+    case 0:
+        return 1; /* "#" */
+    case 1:
+        return hex_width(l->pc);
+    default: /* only terminated cells are measured: col 2 */
+        return text_width(l->function) + 1 + hex_width(l->off);
+    }
+}
+
 static void frame_line(tline *l, uintptr_t pc, const cp_frame *f)
 {
-    snprintf(l->cell[0], sizeof l->cell[0], "#");
-    snprintf(l->cell[1], sizeof l->cell[1], "0x%" PRIxPTR, pc);
-    if (f == NULL) {
-        l->ncells = 2;
-        return;
-    }
-    uintptr_t off = f->entry && f->entry <= pc ? pc - f->entry : 0;
-    snprintf(l->cell[2], sizeof l->cell[2], "%s+0x%" PRIxPTR, f->function,
-             off);
-    snprintf(l->cell[3], sizeof l->cell[3], "%s:%d",
-             f->file ? f->file : "?", f->line);
-    l->ncells = 4;
+    l->pc = pc;
+    l->function = f ? f->function : NULL;
+    l->off = f && f->entry && f->entry <= pc ? pc - f->entry : 0;
+    l->file = f && f->file ? f->file : "?";
+    l->line = f ? f->line : 0;
 }
 
 /* Writes lines[0..n) aligned as Go's tabwriter would. */
@@ -70,35 +92,38 @@ static void write_aligned(cpprof_writer *w, const tline *lines, size_t n)
     for (int col = 0; col < NCOLS - 1; col++) {
         size_t i = 0;
         while (i < n) {
-            if (lines[i].ncells - 1 <= col) {
+            if (ncells(&lines[i]) - 1 <= col) {
                 i++;
                 continue;
             }
             size_t start = i, width = 1; /* minwidth */
-            for (; i < n && lines[i].ncells - 1 > col; i++) {
-                size_t cw = text_width(lines[i].cell[col]) + 1; /* padding */
+            for (; i < n && ncells(&lines[i]) - 1 > col; i++) {
+                size_t cw = cell_width(&lines[i], col) + 1; /* padding */
                 if (cw > width)
                     width = cw;
             }
             size_t cellw = (width + TABWIDTH - 1) / TABWIDTH * TABWIDTH;
             for (size_t k = start; k < i; k++) {
-                size_t tw = text_width(lines[k].cell[col]);
-                pad[k][col] = (unsigned char)((cellw - tw + TABWIDTH - 1) /
-                                              TABWIDTH);
+                size_t t = (cellw - cell_width(&lines[k], col) + TABWIDTH - 1) /
+                           TABWIDTH;
+                pad[k][col] = (unsigned char)(t < 255 ? t : 255);
             }
         }
     }
     static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
     for (size_t i = 0; i < n; i++) {
-        for (int c = 0; c < lines[i].ncells; c++) {
-            cp_writer_write(w, lines[i].cell[c], strlen(lines[i].cell[c]));
-            if (c < lines[i].ncells - 1) {
-                size_t t = pad[i][c] < sizeof tabs - 1 ? pad[i][c]
-                                                        : sizeof tabs - 1;
-                cp_writer_write(w, tabs, t);
-            }
+        const tline *l = &lines[i];
+        size_t t[NCOLS];
+        for (int c = 0; c < NCOLS; c++)
+            t[c] = pad[i][c] < sizeof tabs - 1 ? pad[i][c] : sizeof tabs - 1;
+        if (l->function == NULL) {
+            cp_writer_printf(w, "#%.*s0x%" PRIxPTR "\n", (int)t[0], tabs,
+                             l->pc);
+            continue;
         }
-        cp_writer_write(w, "\n", 1);
+        cp_writer_printf(w, "#%.*s0x%" PRIxPTR "%.*s%s+0x%" PRIxPTR "%.*s%s:%d\n",
+                         (int)t[0], tabs, l->pc, (int)t[1], tabs, l->function,
+                         l->off, (int)t[2], tabs, l->file, l->line);
     }
     free(pad);
 }
