@@ -41,7 +41,9 @@ static int walk(void **buf, int max)
     return n;
 }
 #else
-static inline int walk(void **buf, int max)
+/* Inlined even at -O0, so the first entry is the return address into
+ * cp_backtrace in every build. */
+__attribute__((always_inline)) static inline int walk(void **buf, int max)
 {
     return unw_backtrace(buf, max);
 }
