@@ -30,6 +30,7 @@
 #include "core/writer.h"
 #include "encode/proto.h"
 #include "encode/text.h"
+#include "model/hash.h"
 #include "model/stack_table.h"
 #include "profiles/builtin.h"
 
@@ -259,13 +260,7 @@ const char *cp_registry_description(const cpprof_profile *p)
 
 static uint64_t hash_value(uintptr_t v)
 {
-    uint64_t x = (uint64_t)v;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
+    return cp_hash_mix((uint64_t)v);
 }
 
 static custom_shard *shard_for(cpprof_profile *p, uint64_t h)
