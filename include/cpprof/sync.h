@@ -38,9 +38,9 @@ extern "C" {
  *   otherwise     an event that blocked d ns is recorded when d >= rate_ns,
  *                 and with probability d / rate_ns when shorter (its values
  *                 are then scaled by rate_ns / d so totals stay unbiased).
- * Returns 0, or -ENOSYS when this process's pthread calls do not reach
- * cpprof's interposers (libcpprof was dlopen'ed after libc, say), in which
- * case nothing changes.
+ * Always returns 0 (a negative rate is treated as 0).  The profile stays
+ * empty when the process's pthread calls do not reach cpprof's
+ * interposers (libcpprof dlopen'ed after libc): see docs/sync.md.
  */
 CPPROF_EXPORT int cpprof_set_block_profile_rate(int64_t rate_ns);
 
@@ -51,8 +51,7 @@ CPPROF_EXPORT int64_t cpprof_block_profile_rate(void);
  * Sets the mutex profile's fraction and returns the previous one, like
  * Go: on average 1 in n contention events is recorded (values scaled by
  * n); 0 turns mutex profiling off; a negative n changes nothing and only
- * reports the current fraction.  Returns -ENOSYS, changing nothing, when
- * the interposers are not in effect (see above).
+ * reports the current fraction.  Never fails.
  */
 CPPROF_EXPORT int cpprof_set_mutex_profile_fraction(int n);
 

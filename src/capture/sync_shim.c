@@ -1,0 +1,854 @@
+/*
+ * capture/sync_shim.c - interposition of the blocking pthread and sem
+ * calls, feeding the block and mutex profiles (and the tracer's wait
+ * events).  Owns the settings behind <cpprof/sync.h>.
+ *
+ * Who calls it: every caller of pthread_mutex_lock & co in the process.
+ * The definitions here have default visibility, so they take precedence
+ * over libc's whether libcpprof is linked (static or shared) or
+ * LD_PRELOADed; the real functions are found lazily with
+ * dlsym(RTLD_NEXT) (dlvsym for the versioned condition variable calls),
+ * which keeps any other interposer (sanitizers) in the chain.
+ *
+ * THE FENCE: every function in this file except the public setters runs
+ * inside an interposed call, possibly inside another library's allocator
+ * or signal-unsafe section.  It is lock-free, allocation-free and
+ * errno-preserving, takes no lock of its own, never calls libunwind (the
+ * stack is a frame-pointer walk bounded by the thread's stack), and
+ * returns exactly what the real call returned.
+ *
+ * Cost model:
+ *   - both profiles and tracing off: one relaxed load and a predictable
+ *     branch, then the real call;
+ *   - on, uncontended: a trylock that succeeds (lock side); the unlock
+ *     side adds one load of a process-wide "anyone waiting" counter;
+ *   - contended: two clock reads around the real blocking call, the
+ *     waiter registration of capture/sync_events.c, and for sampled
+ *     events a stack walk and one lock-free table update.
+ *
+ * Mutex profile semantics (Go's): the holder that unlocks is charged the
+ * time its waiters spent waiting during its critical section, at the
+ * unlock's stack.  Waits inside pthread_cond_wait's own re-lock are part
+ * of the condition wait (block profile), not mutex contention.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "capture/sync_events.h"
+#include "capture/sync_shim.h"
+#include "capture/trace_events.h"
+#include "cpprof/sync.h"
+
+/* All fence code lives in one section, so the stack walk can tell our
+ * frames from the caller's whatever the compiler inlined or tail-called. */
+#define FENCE __attribute__((section("cpprof_sync_text"), noinline))
+#define INTERPOSE \
+    __attribute__((section("cpprof_sync_text"), visibility("default")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+
+extern const char __start_cpprof_sync_text[] __attribute__((visibility("hidden")));
+extern const char __stop_cpprof_sync_text[] __attribute__((visibility("hidden")));
+extern void *__libc_stack_end; /* top of the main thread's stack (ld.so) */
+
+/* glibc's own exported aliases: used only if the real lock functions are
+ * needed while dlsym is still resolving them (dlsym -> malloc -> lock). */
+extern int __pthread_mutex_lock(pthread_mutex_t *) __attribute__((weak));
+extern int __pthread_mutex_unlock(pthread_mutex_t *) __attribute__((weak));
+
+enum { F_BLOCK = 1, F_MUTEX = 2, F_TRACE = 4 };
+
+typedef int (*fn_m)(pthread_mutex_t *);
+typedef int (*fn_m_ts)(pthread_mutex_t *, const struct timespec *);
+typedef int (*fn_m_clk)(pthread_mutex_t *, clockid_t, const struct timespec *);
+typedef int (*fn_rw)(pthread_rwlock_t *);
+typedef int (*fn_rw_ts)(pthread_rwlock_t *, const struct timespec *);
+typedef int (*fn_rw_clk)(pthread_rwlock_t *, clockid_t,
+                         const struct timespec *);
+typedef int (*fn_cw)(pthread_cond_t *, pthread_mutex_t *);
+typedef int (*fn_ctw)(pthread_cond_t *, pthread_mutex_t *,
+                      const struct timespec *);
+typedef int (*fn_ccw)(pthread_cond_t *, pthread_mutex_t *, clockid_t,
+                      const struct timespec *);
+typedef int (*fn_sem)(sem_t *);
+typedef int (*fn_sem_ts)(sem_t *, const struct timespec *);
+typedef int (*fn_sem_clk)(sem_t *, clockid_t, const struct timespec *);
+typedef int (*fn_join)(pthread_t, void **);
+typedef int (*fn_bar)(pthread_barrier_t *);
+typedef int (*fn_spin)(pthread_spinlock_t *);
+
+/*
+ * The real functions: X(field, type, symbol, version, params, args,
+ * fallback, what to return when no real function exists).
+ */
+#define ENOSYS_RC ENOSYS
+#define ENOSYS_ERRNO (errno = ENOSYS, -1)
+#define SYNC_REALS(X)                                                         \
+    X(mutex_lock, fn_m, "pthread_mutex_lock", NULL, (pthread_mutex_t *m),    \
+      (m), __pthread_mutex_lock, ENOSYS_RC)                                   \
+    X(mutex_timedlock, fn_m_ts, "pthread_mutex_timedlock", NULL,              \
+      (pthread_mutex_t *m, const struct timespec *ts), (m, ts), NULL,         \
+      ENOSYS_RC)                                                              \
+    X(mutex_clocklock, fn_m_clk, "pthread_mutex_clocklock", NULL,             \
+      (pthread_mutex_t *m, clockid_t c, const struct timespec *ts),           \
+      (m, c, ts), NULL, ENOSYS_RC)                                            \
+    X(mutex_unlock, fn_m, "pthread_mutex_unlock", NULL,                       \
+      (pthread_mutex_t *m), (m), __pthread_mutex_unlock, ENOSYS_RC)           \
+    X(rwlock_rdlock, fn_rw, "pthread_rwlock_rdlock", NULL,                    \
+      (pthread_rwlock_t *l), (l), NULL, ENOSYS_RC)                            \
+    X(rwlock_wrlock, fn_rw, "pthread_rwlock_wrlock", NULL,                    \
+      (pthread_rwlock_t *l), (l), NULL, ENOSYS_RC)                            \
+    X(rwlock_timedrdlock, fn_rw_ts, "pthread_rwlock_timedrdlock", NULL,       \
+      (pthread_rwlock_t *l, const struct timespec *ts), (l, ts), NULL,        \
+      ENOSYS_RC)                                                              \
+    X(rwlock_timedwrlock, fn_rw_ts, "pthread_rwlock_timedwrlock", NULL,       \
+      (pthread_rwlock_t *l, const struct timespec *ts), (l, ts), NULL,        \
+      ENOSYS_RC)                                                              \
+    X(rwlock_clockrdlock, fn_rw_clk, "pthread_rwlock_clockrdlock", NULL,      \
+      (pthread_rwlock_t *l, clockid_t c, const struct timespec *ts),          \
+      (l, c, ts), NULL, ENOSYS_RC)                                            \
+    X(rwlock_clockwrlock, fn_rw_clk, "pthread_rwlock_clockwrlock", NULL,      \
+      (pthread_rwlock_t *l, clockid_t c, const struct timespec *ts),          \
+      (l, c, ts), NULL, ENOSYS_RC)                                            \
+    X(rwlock_unlock, fn_rw, "pthread_rwlock_unlock", NULL,                    \
+      (pthread_rwlock_t *l), (l), NULL, ENOSYS_RC)                            \
+    X(cond_wait, fn_cw, "pthread_cond_wait", "GLIBC_2.3.2",                   \
+      (pthread_cond_t *c, pthread_mutex_t *m), (c, m), NULL, ENOSYS_RC)       \
+    X(cond_timedwait, fn_ctw, "pthread_cond_timedwait", "GLIBC_2.3.2",        \
+      (pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *ts),     \
+      (c, m, ts), NULL, ENOSYS_RC)                                            \
+    X(cond_clockwait, fn_ccw, "pthread_cond_clockwait", NULL,                 \
+      (pthread_cond_t *c, pthread_mutex_t *m, clockid_t k,                    \
+       const struct timespec *ts),                                            \
+      (c, m, k, ts), NULL, ENOSYS_RC)                                         \
+    X(sem_wait, fn_sem, "sem_wait", NULL, (sem_t *s), (s), NULL,              \
+      ENOSYS_ERRNO)                                                           \
+    X(sem_timedwait, fn_sem_ts, "sem_timedwait", NULL,                        \
+      (sem_t *s, const struct timespec *ts), (s, ts), NULL, ENOSYS_ERRNO)     \
+    X(sem_clockwait, fn_sem_clk, "sem_clockwait", NULL,                       \
+      (sem_t *s, clockid_t c, const struct timespec *ts), (s, c, ts), NULL,   \
+      ENOSYS_ERRNO)                                                           \
+    X(join, fn_join, "pthread_join", NULL, (pthread_t t, void **r), (t, r),   \
+      NULL, ENOSYS_RC)                                                        \
+    X(barrier_wait, fn_bar, "pthread_barrier_wait", NULL,                     \
+      (pthread_barrier_t *b), (b), NULL, ENOSYS_RC)                           \
+    X(spin_lock, fn_spin, "pthread_spin_lock", NULL,                          \
+      (pthread_spinlock_t *s), (s), NULL, ENOSYS_RC)
+
+#define X_PROTO(f, t, sym, ver, params, args, fb, miss) \
+    static int stub_##f params;
+SYNC_REALS(X_PROTO)
+
+/* The subsystem's one piece of mutable state. */
+static struct {
+    _Atomic int flags;           /* F_*: the only word the fast path reads */
+    _Atomic int64_t block_rate;  /* ns; <= 0 off */
+    _Atomic int mutex_fraction;  /* 0 off */
+    struct {
+#define X_FIELD(f, t, sym, ver, params, args, fb, miss) _Atomic(t) f;
+        SYNC_REALS(X_FIELD)
+    } real;
+} sync_state = {
+    .real = {
+#define X_INIT(f, t, sym, ver, params, args, fb, miss) .f = stub_##f,
+        SYNC_REALS(X_INIT)
+    },
+};
+
+/* Per-thread sampling state (initial-exec TLS: no allocation on access). */
+static __thread struct {
+    uint64_t rng;       /* xorshift state, seeded on first use */
+    int64_t mutex_left; /* events until the next mutex sample; 0 unset */
+    int resolving;      /* inside dlsym for a real function */
+} sync_tls __attribute__((tls_model("initial-exec")));
+
+#define REAL(f) atomic_load_explicit(&sync_state.real.f, memory_order_relaxed)
+
+/* A macro, not an inline function: the interposers' first instruction
+ * must belong to them in the debug info, since their entry address leads
+ * every recorded stack. */
+#define load_flags() \
+    atomic_load_explicit(&sync_state.flags, memory_order_relaxed)
+
+/* ------------------------------------------------ real-function lookup */
+
+static void *sync_resolve(const char *sym, const char *version)
+{
+    void *p = NULL;
+    sync_tls.resolving++;
+    if (version != NULL)
+        p = dlvsym(RTLD_NEXT, sym, version);
+    if (p == NULL)
+        p = dlsym(RTLD_NEXT, sym);
+    sync_tls.resolving--;
+    return p;
+}
+
+/* First call of each real function: resolve, remember, call.  Re-entry
+ * while resolving (dlsym allocating, the allocator locking) uses glibc's
+ * exported alias when there is one. */
+#define X_STUB(f, t, sym, ver, params, args, fb, miss)                        \
+    static int stub_##f params                                                \
+    {                                                                         \
+        t fallback = (t)(fb);                                                 \
+        if (sync_tls.resolving && fallback != NULL)                           \
+            return fallback args;                                             \
+        t fn = (t)sync_resolve(sym, ver);                                     \
+        if (fn == NULL)                                                       \
+            fn = fallback;                                                    \
+        if (fn == NULL)                                                       \
+            return miss;                                                      \
+        atomic_store_explicit(&sync_state.real.f, fn, memory_order_relaxed);  \
+        return fn args;                                                       \
+    }
+SYNC_REALS(X_STUB)
+
+/* ------------------------------------------------------------ sampling */
+
+FENCE static uint64_t sync_rand(void)
+{
+    uint64_t x = sync_tls.rng;
+    if (x == 0)
+        x = cp_sync_now() ^ ((uintptr_t)&sync_tls * 0x9e3779b97f4a7c15ULL) ^ 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    sync_tls.rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Top of the calling thread's stack, or 0 when unknown.  glibc puts a
+ * thread's descriptor (pthread_self) just above its stack, user-supplied
+ * stacks included; the main thread's stack ends at __libc_stack_end. */
+FENCE static uintptr_t stack_top(uintptr_t sp)
+{
+    const uintptr_t max = (uintptr_t)1 << 30;
+    uintptr_t self = (uintptr_t)pthread_self();
+    if (sp < self && self - sp < max)
+        return self;
+    uintptr_t top = (uintptr_t)__libc_stack_end;
+    if (sp < top && top - sp < max)
+        return top;
+    return 0;
+}
+
+/*
+ * The caller's stack as return addresses, leaf first, led by api + 1 (the
+ * interposed function, so that profiles read like Go's, which start at
+ * sync.(*Mutex).Lock; +1 because consumers look up return address - 1).
+ * Frame-pointer walk: every read is inside [our frame, stack top) and
+ * frames must strictly grow, so garbage in rbp (code built without frame
+ * pointers) ends the walk instead of faulting.
+ */
+FENCE __attribute__((no_sanitize_address)) static size_t
+sync_stack(uintptr_t *pcs, size_t max, const void *api)
+{
+    size_t n = 0;
+    pcs[n++] = (uintptr_t)api + 1;
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = fp, hi = stack_top(fp);
+    uintptr_t ours_lo = (uintptr_t)__start_cpprof_sync_text;
+    uintptr_t ours_hi = (uintptr_t)__stop_cpprof_sync_text;
+    while (n < max && hi != 0 && fp >= lo && fp <= hi - 2 * sizeof fp &&
+           (fp & (sizeof fp - 1)) == 0) {
+        const uintptr_t *frame = (const uintptr_t *)fp;
+        uintptr_t next = frame[0], ret = frame[1];
+        if (ret < 4096)
+            break;
+        if (ret < ours_lo || ret >= ours_hi)
+            pcs[n++] = ret;
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* Go's block sampling: an event of d ns is kept when d >= rate, else
+ * with probability ~d/rate and then scaled by rate/d. */
+FENCE static void block_event(uint64_t t0, uint64_t t1, const void *api)
+{
+    int64_t rate = atomic_load_explicit(&sync_state.block_rate,
+                                        memory_order_relaxed);
+    if (rate <= 0)
+        return;
+    uint64_t d = t1 > t0 ? t1 - t0 : 1;
+    uint64_t count = CP_SYNC_COUNT_ONE, delay = d;
+    if (rate > 1 && d < (uint64_t)rate) {
+        if (sync_rand() % (uint64_t)rate > d)
+            return;
+        double c = (double)rate / (double)d * CP_SYNC_COUNT_ONE;
+        count = c < 9e18 ? (uint64_t)c : (uint64_t)9e18;
+        delay = (uint64_t)rate;
+    }
+    uintptr_t pcs[CP_SYNC_DEPTH];
+    size_t n = sync_stack(pcs, CP_SYNC_DEPTH, api);
+    cp_sync_record(CP_SYNC_BLOCK, pcs, n, count, delay);
+}
+
+/* One gap of the mutex sampler: uniform on [1, 2f-1], mean f.  Evenly
+ * spread samples keep the scaled totals' variance well below independent
+ * 1-in-f coin flips while still averaging exactly 1/f of the events. */
+FENCE static int64_t mutex_gap(int f)
+{
+    return f <= 1 ? 1 : 1 + (int64_t)(sync_rand() % (uint64_t)(2 * f - 1));
+}
+
+/* The unlocker at api made `waiters` threads wait waited_ns in total. */
+FENCE static void mutex_event(uint64_t waiters, uint64_t waited_ns,
+                              const void *api)
+{
+    int f = atomic_load_explicit(&sync_state.mutex_fraction,
+                                 memory_order_relaxed);
+    if (f <= 0 || waiters == 0)
+        return;
+    int64_t left = sync_tls.mutex_left;
+    if (left <= 0 || left > 2 * (int64_t)f)
+        left = mutex_gap(f);
+    left -= (int64_t)waiters;
+    uint64_t k = 0;
+    while (left <= 0) {
+        k++;
+        left += mutex_gap(f);
+    }
+    sync_tls.mutex_left = left;
+    if (k == 0)
+        return;
+    double scale = (double)k * (double)f / (double)waiters;
+    uintptr_t pcs[CP_SYNC_DEPTH];
+    size_t n = sync_stack(pcs, CP_SYNC_DEPTH, api);
+    cp_sync_record(CP_SYNC_MUTEX, pcs, n,
+                   k * (uint64_t)f * CP_SYNC_COUNT_ONE,
+                   (uint64_t)((double)waited_ns * scale));
+}
+
+/* ---------------------------------------------- locks: shared slow path */
+
+enum lock_op {
+    OP_MUTEX, OP_MUTEX_TIMED, OP_MUTEX_CLOCK,
+    OP_RD, OP_RD_TIMED, OP_RD_CLOCK,
+    OP_WR, OP_WR_TIMED, OP_WR_CLOCK,
+    OP_SPIN,
+};
+
+/* Hidden aliases of the interposers: their addresses lead the recorded
+ * stacks (taking the public name's address would go through the GOT). */
+#define SELF(name) cp_sync_self_##name
+#define DECLARE_SELF(name) \
+    extern __typeof__(name) SELF(name) __attribute__((visibility("hidden")))
+DECLARE_SELF(pthread_mutex_lock);
+DECLARE_SELF(pthread_mutex_timedlock);
+DECLARE_SELF(pthread_mutex_clocklock);
+DECLARE_SELF(pthread_mutex_unlock);
+DECLARE_SELF(pthread_rwlock_rdlock);
+DECLARE_SELF(pthread_rwlock_timedrdlock);
+DECLARE_SELF(pthread_rwlock_clockrdlock);
+DECLARE_SELF(pthread_rwlock_wrlock);
+DECLARE_SELF(pthread_rwlock_timedwrlock);
+DECLARE_SELF(pthread_rwlock_clockwrlock);
+DECLARE_SELF(pthread_rwlock_unlock);
+DECLARE_SELF(pthread_cond_wait);
+DECLARE_SELF(pthread_cond_timedwait);
+DECLARE_SELF(pthread_cond_clockwait);
+DECLARE_SELF(sem_wait);
+DECLARE_SELF(sem_timedwait);
+DECLARE_SELF(sem_clockwait);
+DECLARE_SELF(pthread_join);
+DECLARE_SELF(pthread_barrier_wait);
+DECLARE_SELF(pthread_spin_lock);
+
+static const void *lock_api(enum lock_op op)
+{
+    switch (op) {
+    case OP_MUTEX: return (const void *)SELF(pthread_mutex_lock);
+    case OP_MUTEX_TIMED: return (const void *)SELF(pthread_mutex_timedlock);
+    case OP_MUTEX_CLOCK: return (const void *)SELF(pthread_mutex_clocklock);
+    case OP_RD: return (const void *)SELF(pthread_rwlock_rdlock);
+    case OP_RD_TIMED: return (const void *)SELF(pthread_rwlock_timedrdlock);
+    case OP_RD_CLOCK: return (const void *)SELF(pthread_rwlock_clockrdlock);
+    case OP_WR: return (const void *)SELF(pthread_rwlock_wrlock);
+    case OP_WR_TIMED: return (const void *)SELF(pthread_rwlock_timedwrlock);
+    case OP_WR_CLOCK: return (const void *)SELF(pthread_rwlock_clockwrlock);
+    case OP_SPIN: return (const void *)SELF(pthread_spin_lock);
+    }
+    return NULL;
+}
+
+static enum cp_trace_wait_kind lock_trace_kind(enum lock_op op)
+{
+    switch (op) {
+    case OP_MUTEX: case OP_MUTEX_TIMED: case OP_MUTEX_CLOCK:
+        return CP_TRACE_WAIT_MUTEX;
+    case OP_RD: case OP_RD_TIMED: case OP_RD_CLOCK:
+        return CP_TRACE_WAIT_RWLOCK_READ;
+    case OP_WR: case OP_WR_TIMED: case OP_WR_CLOCK:
+        return CP_TRACE_WAIT_RWLOCK_WRITE;
+    case OP_SPIN:
+        return CP_TRACE_WAIT_SPIN;
+    }
+    return CP_TRACE_WAIT_MUTEX;
+}
+
+FENCE static int lock_real(enum lock_op op, void *o, clockid_t clk,
+                           const struct timespec *ts)
+{
+    switch (op) {
+    case OP_MUTEX: return REAL(mutex_lock)(o);
+    case OP_MUTEX_TIMED: return REAL(mutex_timedlock)(o, ts);
+    case OP_MUTEX_CLOCK: return REAL(mutex_clocklock)(o, clk, ts);
+    case OP_RD: return REAL(rwlock_rdlock)(o);
+    case OP_RD_TIMED: return REAL(rwlock_timedrdlock)(o, ts);
+    case OP_RD_CLOCK: return REAL(rwlock_clockrdlock)(o, clk, ts);
+    case OP_WR: return REAL(rwlock_wrlock)(o);
+    case OP_WR_TIMED: return REAL(rwlock_timedwrlock)(o, ts);
+    case OP_WR_CLOCK: return REAL(rwlock_clockwrlock)(o, clk, ts);
+    case OP_SPIN: return REAL(spin_lock)(o);
+    }
+    return EINVAL;
+}
+
+FENCE static int lock_try(enum lock_op op, void *o)
+{
+    switch (op) {
+    case OP_MUTEX: case OP_MUTEX_TIMED: case OP_MUTEX_CLOCK:
+        return pthread_mutex_trylock(o);
+    case OP_RD: case OP_RD_TIMED: case OP_RD_CLOCK:
+        return pthread_rwlock_tryrdlock(o);
+    case OP_WR: case OP_WR_TIMED: case OP_WR_CLOCK:
+        return pthread_rwlock_trywrlock(o);
+    case OP_SPIN:
+        return pthread_spin_trylock(o);
+    }
+    return EINVAL;
+}
+
+/* A deadline the real call would accept without complaint.  Anything
+ * else goes straight to the real call, so its error (or its crash on
+ * NULL) is exactly the real one. */
+static bool deadline_ok(bool has_clock, clockid_t clk,
+                        const struct timespec *ts)
+{
+    if (has_clock && clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+        return false;
+    return ts != NULL && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
+}
+
+/* Profiling is on: acquire, and if that meant waiting, account for it. */
+FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
+                           const struct timespec *ts)
+{
+    bool timed = op != OP_MUTEX && op != OP_RD && op != OP_WR && op != OP_SPIN;
+    bool clocked = op == OP_MUTEX_CLOCK || op == OP_RD_CLOCK ||
+                   op == OP_WR_CLOCK;
+    if (timed && !deadline_ok(clocked, clk, ts))
+        return lock_real(op, o, clk, ts);
+
+    int r = lock_try(op, o);
+    if (r == 0 || r == EOWNERDEAD)
+        return r; /* uncontended: no clock, no table */
+    if (r != EBUSY)
+        return lock_real(op, o, clk, ts); /* the real call's own error */
+
+    int saved = errno;
+    int flags = load_flags();
+    uint64_t t0 = cp_sync_now();
+    int slot = (flags & F_MUTEX) && op != OP_SPIN ? cp_sync_wait_begin(o, t0)
+                                                  : -1;
+    r = lock_real(op, o, clk, ts);
+    uint64_t t1 = cp_sync_now();
+    if (slot >= 0)
+        cp_sync_wait_end(slot, t0);
+    if (r == 0 || r == EOWNERDEAD || r == ETIMEDOUT) {
+        if (flags & F_BLOCK)
+            block_event(t0, t1, lock_api(op));
+        if (flags & F_TRACE)
+            cp_trace_wait_event(lock_trace_kind(op), o, t0, t1);
+    }
+    errno = saved;
+    return r;
+}
+
+/* Profiling is on: charge this holder for its waiters, then release. */
+FENCE static int unlock_slow(void *o, bool rw)
+{
+    int saved = errno;
+    uint64_t waiters = 0;
+    uint64_t waited = cp_sync_release(o, &waiters);
+    int r = rw ? REAL(rwlock_unlock)(o) : REAL(mutex_unlock)(o);
+    if (waiters != 0 && r == 0)
+        mutex_event(waiters, waited,
+                    rw ? (const void *)SELF(pthread_rwlock_unlock)
+                       : (const void *)SELF(pthread_mutex_unlock));
+    errno = saved;
+    return r;
+}
+
+/* ------------------------------------------------------ mutex & rwlock */
+
+INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(mutex_lock)(m);
+    return lock_slow(OP_MUTEX, m, 0, NULL);
+}
+
+INTERPOSE int pthread_mutex_timedlock(pthread_mutex_t *restrict m,
+                                      const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(mutex_timedlock)(m, ts);
+    return lock_slow(OP_MUTEX_TIMED, m, 0, ts);
+}
+
+INTERPOSE int pthread_mutex_clocklock(pthread_mutex_t *restrict m,
+                                      clockid_t clk,
+                                      const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(mutex_clocklock)(m, clk, ts);
+    return lock_slow(OP_MUTEX_CLOCK, m, clk, ts);
+}
+
+INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    if (LIKELY((load_flags() & F_MUTEX) == 0))
+        return REAL(mutex_unlock)(m);
+    return unlock_slow(m, false);
+}
+
+INTERPOSE int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(rwlock_rdlock)(l);
+    return lock_slow(OP_RD, l, 0, NULL);
+}
+
+INTERPOSE int pthread_rwlock_timedrdlock(pthread_rwlock_t *restrict l,
+                                         const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(rwlock_timedrdlock)(l, ts);
+    return lock_slow(OP_RD_TIMED, l, 0, ts);
+}
+
+INTERPOSE int pthread_rwlock_clockrdlock(pthread_rwlock_t *restrict l,
+                                         clockid_t clk,
+                                         const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(rwlock_clockrdlock)(l, clk, ts);
+    return lock_slow(OP_RD_CLOCK, l, clk, ts);
+}
+
+INTERPOSE int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(rwlock_wrlock)(l);
+    return lock_slow(OP_WR, l, 0, NULL);
+}
+
+INTERPOSE int pthread_rwlock_timedwrlock(pthread_rwlock_t *restrict l,
+                                         const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(rwlock_timedwrlock)(l, ts);
+    return lock_slow(OP_WR_TIMED, l, 0, ts);
+}
+
+INTERPOSE int pthread_rwlock_clockwrlock(pthread_rwlock_t *restrict l,
+                                         clockid_t clk,
+                                         const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(rwlock_clockwrlock)(l, clk, ts);
+    return lock_slow(OP_WR_CLOCK, l, clk, ts);
+}
+
+INTERPOSE int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+    if (LIKELY((load_flags() & F_MUTEX) == 0))
+        return REAL(rwlock_unlock)(l);
+    return unlock_slow(l, true);
+}
+
+INTERPOSE int pthread_spin_lock(pthread_spinlock_t *s)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(spin_lock)(s);
+    return lock_slow(OP_SPIN, (void *)s, 0, NULL);
+}
+
+/* ---------------------------------------------------- condition waits */
+
+enum cond_op { COND_WAIT, COND_TIMED, COND_CLOCK };
+
+FENCE static int cond_slow(enum cond_op op, pthread_cond_t *c,
+                           pthread_mutex_t *m, clockid_t clk,
+                           const struct timespec *ts)
+{
+    const void *api = op == COND_WAIT ? (const void *)SELF(pthread_cond_wait)
+                      : op == COND_TIMED
+                          ? (const void *)SELF(pthread_cond_timedwait)
+                          : (const void *)SELF(pthread_cond_clockwait);
+    if (op != COND_WAIT && !deadline_ok(op == COND_CLOCK, clk, ts))
+        goto passthrough; /* fails at once: m is not released */
+
+    int saved = errno;
+    int flags = load_flags();
+    /* The wait releases m: the caller is the holder that made m's
+     * waiters wait, as if it had called pthread_mutex_unlock here. */
+    if (flags & F_MUTEX) {
+        uint64_t waiters = 0;
+        uint64_t waited = cp_sync_release(m, &waiters);
+        if (waiters != 0)
+            mutex_event(waiters, waited, api);
+    }
+    uint64_t t0 = cp_sync_now();
+    int r = op == COND_WAIT    ? REAL(cond_wait)(c, m)
+            : op == COND_TIMED ? REAL(cond_timedwait)(c, m, ts)
+                               : REAL(cond_clockwait)(c, m, clk, ts);
+    uint64_t t1 = cp_sync_now();
+    /* One event per call, timed out or not. */
+    if (r == 0 || r == ETIMEDOUT) {
+        if (flags & F_BLOCK)
+            block_event(t0, t1, api);
+        if (flags & F_TRACE)
+            cp_trace_wait_event(CP_TRACE_WAIT_COND, c, t0, t1);
+    }
+    errno = saved;
+    return r;
+
+passthrough:
+    return op == COND_TIMED ? REAL(cond_timedwait)(c, m, ts)
+                            : REAL(cond_clockwait)(c, m, clk, ts);
+}
+
+INTERPOSE int pthread_cond_wait(pthread_cond_t *restrict c,
+                                pthread_mutex_t *restrict m)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(cond_wait)(c, m);
+    return cond_slow(COND_WAIT, c, m, 0, NULL);
+}
+
+INTERPOSE int pthread_cond_timedwait(pthread_cond_t *restrict c,
+                                     pthread_mutex_t *restrict m,
+                                     const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(cond_timedwait)(c, m, ts);
+    return cond_slow(COND_TIMED, c, m, 0, ts);
+}
+
+INTERPOSE int pthread_cond_clockwait(pthread_cond_t *restrict c,
+                                     pthread_mutex_t *restrict m,
+                                     clockid_t clk,
+                                     const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(cond_clockwait)(c, m, clk, ts);
+    return cond_slow(COND_CLOCK, c, m, clk, ts);
+}
+
+/* ----------------------------------------------------------- semaphores */
+
+enum sem_op { SEM_WAIT, SEM_TIMED, SEM_CLOCK };
+
+FENCE static int sem_real(enum sem_op op, sem_t *s, clockid_t clk,
+                          const struct timespec *ts)
+{
+    return op == SEM_WAIT    ? REAL(sem_wait)(s)
+           : op == SEM_TIMED ? REAL(sem_timedwait)(s, ts)
+                             : REAL(sem_clockwait)(s, clk, ts);
+}
+
+FENCE static int sem_slow(enum sem_op op, sem_t *s, clockid_t clk,
+                          const struct timespec *ts)
+{
+    if (op != SEM_WAIT && !deadline_ok(op == SEM_CLOCK, clk, ts))
+        return sem_real(op, s, clk, ts);
+    int flags = load_flags();
+    int saved = errno;
+    if (sem_trywait(s) == 0) {
+        errno = saved;
+        return 0;
+    }
+    bool busy = errno == EAGAIN;
+    errno = saved;
+    if (!busy)
+        return sem_real(op, s, clk, ts);
+
+    uint64_t t0 = cp_sync_now();
+    int r = sem_real(op, s, clk, ts);
+    int err = errno;
+    uint64_t t1 = cp_sync_now();
+    if (r == 0 || err == EINTR || err == ETIMEDOUT) {
+        const void *api = op == SEM_WAIT    ? (const void *)SELF(sem_wait)
+                          : op == SEM_TIMED ? (const void *)SELF(sem_timedwait)
+                                            : (const void *)SELF(sem_clockwait);
+        if (flags & F_BLOCK)
+            block_event(t0, t1, api);
+        if (flags & F_TRACE)
+            cp_trace_wait_event(CP_TRACE_WAIT_SEM, s, t0, t1);
+    }
+    errno = err; /* exactly what the real call left */
+    return r;
+}
+
+INTERPOSE int sem_wait(sem_t *s)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(sem_wait)(s);
+    return sem_slow(SEM_WAIT, s, 0, NULL);
+}
+
+INTERPOSE int sem_timedwait(sem_t *restrict s,
+                            const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(sem_timedwait)(s, ts);
+    return sem_slow(SEM_TIMED, s, 0, ts);
+}
+
+INTERPOSE int sem_clockwait(sem_t *restrict s, clockid_t clk,
+                            const struct timespec *restrict ts)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(sem_clockwait)(s, clk, ts);
+    return sem_slow(SEM_CLOCK, s, clk, ts);
+}
+
+/* ------------------------------------------------------ join & barrier */
+
+FENCE static int join_slow(pthread_t t, void **ret)
+{
+    int flags = load_flags();
+    if ((flags & (F_BLOCK | F_TRACE)) == 0)
+        return REAL(join)(t, ret);
+    /* A thread that already finished is joined without blocking. */
+    int r = pthread_tryjoin_np(t, ret);
+    if (r != EBUSY)
+        return r == 0 ? 0 : REAL(join)(t, ret);
+    int saved = errno;
+    uint64_t t0 = cp_sync_now();
+    r = REAL(join)(t, ret);
+    uint64_t t1 = cp_sync_now();
+    if (r == 0) {
+        if (flags & F_BLOCK)
+            block_event(t0, t1, (const void *)SELF(pthread_join));
+        if (flags & F_TRACE)
+            cp_trace_wait_event(CP_TRACE_WAIT_JOIN, (const void *)t, t0, t1);
+    }
+    errno = saved;
+    return r;
+}
+
+INTERPOSE int pthread_join(pthread_t t, void **ret)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(join)(t, ret);
+    return join_slow(t, ret);
+}
+
+FENCE static int barrier_slow(pthread_barrier_t *b)
+{
+    int flags = load_flags();
+    if ((flags & (F_BLOCK | F_TRACE)) == 0)
+        return REAL(barrier_wait)(b);
+    int saved = errno;
+    uint64_t t0 = cp_sync_now();
+    int r = REAL(barrier_wait)(b);
+    uint64_t t1 = cp_sync_now();
+    if (r == 0 || r == PTHREAD_BARRIER_SERIAL_THREAD) {
+        if (flags & F_BLOCK)
+            block_event(t0, t1, (const void *)SELF(pthread_barrier_wait));
+        if (flags & F_TRACE)
+            cp_trace_wait_event(CP_TRACE_WAIT_BARRIER, b, t0, t1);
+    }
+    errno = saved;
+    return r;
+}
+
+INTERPOSE int pthread_barrier_wait(pthread_barrier_t *b)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(barrier_wait)(b);
+    return barrier_slow(b);
+}
+
+#define DEFINE_SELF(name) \
+    extern __typeof__(name) SELF(name) \
+        __attribute__((alias(#name), copy(name), visibility("hidden")))
+DEFINE_SELF(pthread_mutex_lock);
+DEFINE_SELF(pthread_mutex_timedlock);
+DEFINE_SELF(pthread_mutex_clocklock);
+DEFINE_SELF(pthread_mutex_unlock);
+DEFINE_SELF(pthread_rwlock_rdlock);
+DEFINE_SELF(pthread_rwlock_timedrdlock);
+DEFINE_SELF(pthread_rwlock_clockrdlock);
+DEFINE_SELF(pthread_rwlock_wrlock);
+DEFINE_SELF(pthread_rwlock_timedwrlock);
+DEFINE_SELF(pthread_rwlock_clockwrlock);
+DEFINE_SELF(pthread_rwlock_unlock);
+DEFINE_SELF(pthread_cond_wait);
+DEFINE_SELF(pthread_cond_timedwait);
+DEFINE_SELF(pthread_cond_clockwait);
+DEFINE_SELF(sem_wait);
+DEFINE_SELF(sem_timedwait);
+DEFINE_SELF(sem_clockwait);
+DEFINE_SELF(pthread_join);
+DEFINE_SELF(pthread_barrier_wait);
+DEFINE_SELF(pthread_spin_lock);
+
+/* ------------------------------------------- settings (normal context) */
+
+static void set_flag(int flag, bool on)
+{
+    if (on)
+        atomic_fetch_or_explicit(&sync_state.flags, flag,
+                                 memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&sync_state.flags, ~flag,
+                                  memory_order_relaxed);
+}
+
+int cpprof_set_block_profile_rate(int64_t rate_ns)
+{
+    if (rate_ns < 0)
+        rate_ns = 0;
+    atomic_store_explicit(&sync_state.block_rate, rate_ns,
+                          memory_order_relaxed);
+    set_flag(F_BLOCK, rate_ns > 0);
+    return 0;
+}
+
+int64_t cpprof_block_profile_rate(void)
+{
+    return atomic_load_explicit(&sync_state.block_rate, memory_order_relaxed);
+}
+
+int cpprof_set_mutex_profile_fraction(int n)
+{
+    if (n < 0)
+        return cpprof_mutex_profile_fraction();
+    int prev = atomic_exchange_explicit(&sync_state.mutex_fraction, n,
+                                        memory_order_relaxed);
+    set_flag(F_MUTEX, n > 0);
+    return prev;
+}
+
+int cpprof_mutex_profile_fraction(void)
+{
+    return atomic_load_explicit(&sync_state.mutex_fraction,
+                                memory_order_relaxed);
+}
+
+void cp_sync_set_tracing(bool on)
+{
+    set_flag(F_TRACE, on);
+}
