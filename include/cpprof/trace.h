@@ -38,8 +38,9 @@ extern "C" {
 /*
  * Starts recording a trace into w (kept open, and used only by cpprof's
  * drain thread, until stop).  -EINVAL for a NULL writer, -EBUSY when a
- * trace is already being recorded, -ENOMEM when the event buffers cannot
- * be reserved, or the writer's error if the header cannot be written.
+ * trace is already being recorded, -ENOMEM (or another errno) when the
+ * event buffers or the drain thread cannot be set up; nothing has been
+ * written to w when start fails.  Write errors surface at stop.
  * Normal context, any thread.
  */
 CPPROF_EXPORT int cpprof_trace_start(struct cpprof_writer *w);

@@ -20,11 +20,15 @@
  * enabled" into a Dekker pair without a fence on the hot path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +36,11 @@
 #include "capture/trace_events.h"
 #include "capture/trace_ring.h"
 #include "capture/trace_thread.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
 
 #ifndef SYS_membarrier
 #define SYS_membarrier 324
@@ -51,6 +60,7 @@ struct trace_slot {
     _Atomic uint32_t busy;  /* owner is inside a write */
     _Atomic uint64_t lost;  /* events this owner dropped this session */
     _Atomic uint64_t *ring;
+    char name[16];          /* owner's name when it claimed the slot */
 };
 
 static struct {
@@ -58,6 +68,7 @@ static struct {
     _Atomic uint64_t lost_noslot; /* events from threads without a slot */
     struct trace_slot *slots;     /* CP_TRACE_SLOTS, NULL until init */
     int membarrier_ok;
+    bool use_tsc;                 /* stamp with the TSC (set at init) */
     pthread_once_t once;
     int init_err;
 } trace_capture = { .once = PTHREAD_ONCE_INIT };
@@ -77,6 +88,20 @@ uint64_t cp_trace_now(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t cp_trace_tsc(void)
+{
+#if defined(__x86_64__)
+    return __rdtsc();
+#else
+    return 0;
+#endif
+}
+
+bool cp_trace_capture_uses_tsc(void)
+{
+    return trace_capture.use_tsc;
+}
+
 bool cp_trace_enabled(void)
 {
     return atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed);
@@ -94,6 +119,11 @@ static struct trace_slot *claim_slot(void)
             atomic_compare_exchange_strong_explicit(
                 &slots[i].tid, &expect, tid, memory_order_acquire,
                 memory_order_relaxed)) {
+            /* The name now, for a thread that is gone by the time the
+             * drain looks it up in /proc (a syscall: signal-safe). */
+            char name[16] = "";
+            prctl(PR_GET_NAME, name, 0, 0, 0);
+            memcpy(slots[i].name, name, sizeof name);
             trace_tls_slot = &slots[i];
             return &slots[i];
         }
@@ -143,6 +173,14 @@ bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
      * tracing off.  Acquire: a new session's reset of head is visible. */
     bool ok = false;
     if (atomic_load_explicit(&trace_capture.enabled, memory_order_acquire)) {
+        if (ts == 0) {
+            if (trace_capture.use_tsc) {
+                ts = cp_trace_tsc();
+                type |= CP_TREC_TSC;
+            } else {
+                ts = cp_trace_now();
+            }
+        }
         size_t bytes = n1 + n2;
         size_t nwords = 2 + nw + (bytes + 7) / 8;
         uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
@@ -224,7 +262,7 @@ void cp_trace_thread_start(void)
     if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
         return;
     int saved = errno;
-    cp_trace_emit(CP_TREC_THREAD_START, 0, cp_trace_now(), NULL, 0, NULL, 0);
+    cp_trace_emit(CP_TREC_THREAD_START, 0, 0, NULL, 0, NULL, 0);
     errno = saved;
 }
 
@@ -233,7 +271,7 @@ void cp_trace_thread_exit(void)
     if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
         return;
     int saved = errno;
-    cp_trace_emit(CP_TREC_THREAD_EXIT, 0, cp_trace_now(), NULL, 0, NULL, 0);
+    cp_trace_emit(CP_TREC_THREAD_EXIT, 0, 0, NULL, 0, NULL, 0);
     errno = saved;
 }
 
@@ -252,8 +290,38 @@ static void atfork_child(void)
     }
 }
 
+/* Whether the TSC is a trustworthy clock here (see trace_ring.h). */
+static bool tsc_usable(void)
+{
+    const char *env = getenv("CPPROF_TRACE_CLOCK");
+    if (env != NULL && *env != '\0' && strcmp(env, "auto") != 0) {
+        if (strcmp(env, "monotonic") == 0)
+            return false;
+        if (strcmp(env, "tsc") != 0)
+            fprintf(stderr, "cpprof: CPPROF_TRACE_CLOCK=%s: expected auto, "
+                            "tsc or monotonic; using auto\n", env);
+    }
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8)))
+        return false; /* not invariant: the rate changes with P-states */
+    char src[32] = "";
+    int fd = open("/sys/devices/system/clocksource/clocksource0/"
+                  "current_clocksource", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, src, sizeof src - 1);
+    close(fd);
+    return n >= 3 && strncmp(src, "tsc", 3) == 0 &&
+           (n == 3 || src[3] == '\n');
+#else
+    return false;
+#endif
+}
+
 static void capture_init_once(void)
 {
+    trace_capture.use_tsc = tsc_usable();
     size_t slots_bytes = CP_TRACE_SLOTS * sizeof(struct trace_slot);
     size_t rings_bytes = (size_t)CP_TRACE_SLOTS * CP_TRACE_RING_BYTES;
     /* Anonymous pages are committed on first touch: a thread that records
@@ -327,6 +395,12 @@ int32_t cp_trace_slot_tid(size_t i)
 {
     return atomic_load_explicit(&trace_capture.slots[i].tid,
                                 memory_order_acquire);
+}
+
+void cp_trace_slot_name(size_t i, char name[17])
+{
+    memcpy(name, trace_capture.slots[i].name, 16);
+    name[16] = '\0';
 }
 
 size_t cp_trace_slot_drain(size_t i, cp_trace_rec_fn fn, void *arg)

@@ -47,7 +47,12 @@ enum cp_trace_rec_type {
     CP_TREC_THREAD_EXIT,
 };
 
-static inline unsigned cp_trace_rec_type_of(uint64_t h) { return h & 0xff; }
+/* Type-byte flag: the record's timestamp is a raw TSC reading (the
+ * recorder converts it to CLOCK_MONOTONIC ns), not nanoseconds. */
+#define CP_TREC_TSC 0x80u
+
+static inline unsigned cp_trace_rec_type_of(uint64_t h) { return h & 0x7f; }
+static inline bool cp_trace_rec_is_tsc(uint64_t h) { return h & CP_TREC_TSC; }
 static inline size_t cp_trace_rec_words(uint64_t h) { return (h >> 8) & 0xffff; }
 static inline uint32_t cp_trace_rec_aux(uint64_t h) { return (uint32_t)(h >> 32); }
 
@@ -62,7 +67,9 @@ bool cp_trace_enabled(void);
 
 /*
  * Appends one record to the calling thread's ring: a header built from
- * type and aux, the timestamp ts, nw payload words w, then nb bytes of
+ * type and aux, the timestamp ts (CLOCK_MONOTONIC ns; 0: stamp it now,
+ * with the cheapest clock, see cp_trace_capture_uses_tsc), nw payload
+ * words w, then nb bytes of
  * b (rounded up to whole words).  Returns false (and counts the event
  * lost) when tracing is off, the ring is full, no slot is free, or the
  * thread is already inside a write (a signal handler interrupted it).
@@ -93,11 +100,25 @@ void cp_trace_capture_enable(void);
  */
 void cp_trace_capture_disable(void);
 
+/*
+ * Whether records stamped by cp_trace_emit carry raw TSC readings: on
+ * x86-64 when the TSC is invariant and the kernel's own clocksource is the
+ * TSC (so it is synchronised across CPUs), unless CPPROF_TRACE_CLOCK=
+ * monotonic.  A TSC read costs a third of clock_gettime in a VM.
+ */
+bool cp_trace_capture_uses_tsc(void);
+/* The raw TSC (0 where there is none); for the recorder's anchors. */
+uint64_t cp_trace_tsc(void);
+
 /* Records dropped this session (full rings, no slot, re-entered writes). */
 uint64_t cp_trace_capture_lost(void);
 
 /* Thread id owning slot i this session, or 0 when free. */
 int32_t cp_trace_slot_tid(size_t i);
+
+/* The slot owner's thread name when it claimed the slot ("" if unset);
+ * meaningful once a record of the owner has been drained. */
+void cp_trace_slot_name(size_t i, char name[17]);
 
 /*
  * Hands every complete record now in slot i to fn (a contiguous copy,

@@ -75,7 +75,7 @@ int cpprof_trace_task_new(const cpprof_trace_task *parent,
     if (cp_trace_enabled()) {
         uint64_t w[2] = { t->id, t->parent };
         cp_trace_emit(CP_TREC_TASK_BEGIN, (uint32_t)t->type_len,
-                      cp_trace_now(), w, 2, t->type, t->type_len);
+                      0, w, 2, t->type, t->type_len);
     }
     *out = t;
     return 0;
@@ -93,7 +93,7 @@ void cpprof_trace_task_end(cpprof_trace_task *task)
     if (cp_trace_enabled()) {
         uint64_t w[1] = { task->id };
         cp_trace_emit(CP_TREC_TASK_END, (uint32_t)task->type_len,
-                      cp_trace_now(), w, 1, task->type, task->type_len);
+                      0, w, 1, task->type, task->type_len);
     }
     free(task);
 }
@@ -109,7 +109,7 @@ void cpprof_trace_region_begin(const cpprof_trace_task *task,
     uint64_t w[1] = { task ? task->id : 0 };
     uint32_t depth = region_depth++;
     cp_trace_emit(CP_TREC_REGION_BEGIN, (uint32_t)n | depth << 8,
-                  cp_trace_now(), w, 1, region_type, n);
+                  0, w, 1, region_type, n);
 }
 
 void cpprof_trace_region_end(const cpprof_trace_task *task)
@@ -119,7 +119,7 @@ void cpprof_trace_region_end(const cpprof_trace_task *task)
     /* At depth 0 the begin predates the trace: the recorder drops it. */
     uint32_t depth = region_depth > 0 ? --region_depth : 0;
     uint64_t w[1] = { task ? task->id : 0 };
-    cp_trace_emit(CP_TREC_REGION_END, depth << 8, cp_trace_now(), w, 1,
+    cp_trace_emit(CP_TREC_REGION_END, depth << 8, 0, w, 1,
                   NULL, 0);
 }
 
@@ -157,7 +157,7 @@ void cpprof_trace_log(const cpprof_trace_task *task, const char *category,
     size_t nc = bounded_len(category, CP_TRACE_NAME_MAX);
     size_t nm = bounded_len(message, CP_TRACE_MSG_MAX);
     uint64_t w[1] = { task ? task->id : 0 };
-    cp_trace_emit2(CP_TREC_LOG, (uint32_t)(nc | nm << 8), cp_trace_now(), w,
+    cp_trace_emit2(CP_TREC_LOG, (uint32_t)(nc | nm << 8), 0, w,
                    1, category, nc, message, nm);
 }
 

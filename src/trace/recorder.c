@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/sync_shim.h"
 #include "capture/trace_events.h"
 #include "capture/trace_ring.h"
 #include "core/writer.h"
@@ -53,6 +54,12 @@ struct task_entry {
     uint64_t id;
     bool open;
     char type[CP_TRACE_NAME_MAX + 1];
+};
+
+/* A simultaneous reading of the TSC and CLOCK_MONOTONIC. */
+struct anchor {
+    uint64_t tsc;
+    uint64_t ns;
 };
 
 /* A record of the current pass, to be sorted by time. */
@@ -87,6 +94,9 @@ static struct {
     struct task_entry *tasks;
     size_t ntasks, tasks_cap;
     cp_hindex task_index;     /* hash(id) -> index into tasks */
+    bool tsc;                 /* records carry TSC stamps to convert */
+    struct anchor *anchors;   /* one per pass, increasing */
+    size_t nanchors, anchors_cap;
 } trace_rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static const char *const wait_kind_names[] = {
@@ -232,6 +242,71 @@ static void read_comm(int32_t tid, char name[17])
     name[n] = '\0';
 }
 
+/* ------------------------------------------------------ clock */
+
+/*
+ * TSC stamps become CLOCK_MONOTONIC ns by interpolating between anchors,
+ * one taken at start and one at the beginning of every drain pass, so the
+ * conversion follows the kernel clock (NTP slewing included) piecewise,
+ * and TSC-stamped annotations line up with the ns-stamped waits and CPU
+ * samples that the sync and CPU samplers report.
+ */
+static void anchor_take(void)
+{
+    if (!trace_rec.tsc)
+        return;
+    if (trace_rec.nanchors == trace_rec.anchors_cap) {
+        size_t cap = trace_rec.anchors_cap ? trace_rec.anchors_cap * 2 : 256;
+        void *p = realloc(trace_rec.anchors, cap * sizeof *trace_rec.anchors);
+        if (p == NULL)
+            return; /* the last segment's rate is extrapolated instead */
+        trace_rec.anchors = p;
+        trace_rec.anchors_cap = cap;
+    }
+    /* The tightest of a few brackets around the clock read wins. */
+    struct anchor best = { 0, 0 };
+    uint64_t best_gap = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        uint64_t a = cp_trace_tsc();
+        uint64_t ns = cp_trace_now();
+        uint64_t b = cp_trace_tsc();
+        if (b - a < best_gap) {
+            best_gap = b - a;
+            best = (struct anchor){ a + (b - a) / 2, ns };
+        }
+    }
+    if (trace_rec.nanchors > 0) {
+        struct anchor *last = &trace_rec.anchors[trace_rec.nanchors - 1];
+        if (best.tsc <= last->tsc || best.ns <= last->ns)
+            return; /* keep segments strictly increasing */
+    }
+    trace_rec.anchors[trace_rec.nanchors++] = best;
+}
+
+static uint64_t tsc_to_ns(uint64_t t)
+{
+    const struct anchor *a = trace_rec.anchors;
+    size_t n = trace_rec.nanchors;
+    if (n == 0)
+        return trace_rec.t0;
+    if (n == 1)
+        return a[0].ns; /* no rate known yet */
+    /* Segment [lo, lo+1] containing t; the end segments extrapolate. */
+    size_t lo = 0, hi = n - 1;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid].tsc <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    __int128 dt = (__int128)t - (__int128)a[lo].tsc;
+    __int128 ns = (__int128)a[lo].ns +
+                  dt * (__int128)(a[hi].ns - a[lo].ns) /
+                      (__int128)(a[hi].tsc - a[lo].tsc);
+    return ns < 0 ? 0 : (uint64_t)ns;
+}
+
 /* ------------------------------------------------------ task tracking */
 
 static bool task_eq(const void *ctx, uint32_t idx)
@@ -348,7 +423,7 @@ static void close_regions(struct slot_state *st, uint64_t ts)
 }
 
 /* The slot's thread is new to this trace: name its track. */
-static void slot_adopt(struct slot_state *st, int32_t tid)
+static void slot_adopt(size_t slot, struct slot_state *st, int32_t tid)
 {
     if (st->tid != 0)
         close_regions(st, st->last_ts);
@@ -356,6 +431,8 @@ static void slot_adopt(struct slot_state *st, int32_t tid)
     st->nopen = 0;
     st->last_ts = trace_rec.t0;
     read_comm(tid, st->name);
+    if (st->name[0] == '\0') /* already exited: its name at first event */
+        cp_trace_slot_name(slot, st->name);
     thread_name_event(tid, st->name[0] ? st->name : "thread");
 }
 
@@ -546,10 +623,14 @@ static void collect(void *arg, size_t slot, int32_t tid, const uint64_t *rec,
         trace_rec.pend = p;
         trace_rec.pend_cap = cap;
     }
-    memcpy(trace_rec.pass_words + trace_rec.pass_len, rec,
-           nwords * sizeof(uint64_t));
+    uint64_t *copy = trace_rec.pass_words + trace_rec.pass_len;
+    memcpy(copy, rec, nwords * sizeof(uint64_t));
+    if (cp_trace_rec_is_tsc(copy[0])) {
+        copy[0] &= ~(uint64_t)CP_TREC_TSC;
+        copy[1] = tsc_to_ns(copy[1]);
+    }
     trace_rec.pend[trace_rec.npend] = (struct pending){
-        .ts = rec[1], .off = (uint32_t)trace_rec.pass_len,
+        .ts = copy[1], .off = (uint32_t)trace_rec.pass_len,
         .seq = (uint32_t)trace_rec.npend };
     trace_rec.npend++;
     trace_rec.pass_len += nwords;
@@ -567,6 +648,7 @@ static int pending_cmp(const void *a, const void *b)
  * wait is recorded when it ends but placed where it began), write. */
 static void drain_all(void)
 {
+    anchor_take(); /* before any head is read: see tsc_to_ns */
     for (size_t i = 0; i < CP_TRACE_SLOTS; i++) {
         int32_t tid = cp_trace_slot_tid(i);
         if (tid == 0)
@@ -577,7 +659,7 @@ static void drain_all(void)
         struct slot_state *st = &trace_rec.slots[i];
         if (trace_rec.npend > 0) {
             if (st->tid != tid)
-                slot_adopt(st, tid);
+                slot_adopt(i, st, tid);
             qsort(trace_rec.pend, trace_rec.npend, sizeof *trace_rec.pend,
                   pending_cmp);
             for (size_t k = 0; k < trace_rec.npend; k++) {
@@ -596,10 +678,28 @@ static void drain_all(void)
     }
 }
 
+/* The JSON header.  Written by the drain thread, so that a start that
+ * fails has written nothing (the HTTP handler can still send an error). */
+static void write_header(void)
+{
+    cpprof_writer *w = trace_rec.out;
+    char pname[17];
+    read_comm(0, pname);
+    write_lit(w, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
+    cp_writer_printf(w, "\n{\"ph\":\"M\",\"cat\":\"__metadata\",\"pid\":%d,"
+                        "\"tid\":0,\"name\":\"process_name\","
+                        "\"args\":{\"name\":",
+                     trace_rec.pid);
+    json_cstring(w, pname[0] ? pname : "process");
+    write_lit(w, "}}");
+    trace_rec.nevents = 1;
+}
+
 static void *drain_main(void *arg)
 {
     (void)arg;
     cp_trace_ignore_this_thread();
+    write_header();
     for (;;) {
         struct pollfd p = { .fd = trace_rec.wake_fd[0], .events = POLLIN };
         int r = poll(&p, 1, DRAIN_INTERVAL_MS);
@@ -617,6 +717,9 @@ static void state_free(void)
     free(trace_rec.pass_words);
     free(trace_rec.pend);
     free(trace_rec.tasks);
+    free(trace_rec.anchors);
+    trace_rec.anchors = NULL;
+    trace_rec.nanchors = trace_rec.anchors_cap = 0;
     cp_hindex_free(&trace_rec.task_index);
     if (trace_rec.stacks)
         cp_stack_table_free(trace_rec.stacks);
@@ -671,25 +774,17 @@ int cpprof_trace_start(struct cpprof_writer *w)
         goto out;
     }
 
+    trace_rec.tsc = cp_trace_capture_uses_tsc();
     trace_rec.t0 = cp_trace_now();
+    anchor_take();
+    if (trace_rec.nanchors > 0)
+        trace_rec.t0 = trace_rec.anchors[0].ns;
     trace_rec.wall0 = realtime_ns();
-    char pname[17];
-    read_comm(0, pname);
-    cp_writer_printf(w, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
-    cp_writer_printf(w, "\n{\"ph\":\"M\",\"cat\":\"__metadata\",\"pid\":%d,\"tid\":0,"
-                        "\"name\":\"process_name\",\"args\":{\"name\":",
-                     trace_rec.pid);
-    json_cstring(w, pname[0] ? pname : "process");
-    write_lit(w, "}}");
-    trace_rec.nevents = 1;
-    if ((err = cpprof_writer_error(w)) != 0) {
-        state_free();
-        goto out;
-    }
-
     cp_trace_capture_enable();
+    cp_sync_set_tracing(true); /* waits are timed even with profiles off */
     int rc = pthread_create(&trace_rec.drain, NULL, drain_main, NULL);
     if (rc != 0) {
+        cp_sync_set_tracing(false);
         cp_trace_capture_disable();
         state_free();
         err = -rc;
@@ -708,13 +803,14 @@ int cpprof_trace_stop(void)
         pthread_mutex_unlock(&trace_rec.lock);
         return 0;
     }
+    cp_sync_set_tracing(false);
     cp_trace_capture_disable();
-    uint64_t t_end = cp_trace_now();
     char one = 1;
     while (write(trace_rec.wake_fd[1], &one, 1) < 0 && errno == EINTR)
         ;
     pthread_join(trace_rec.drain, NULL);
     drain_all(); /* everything recorded before disable returned */
+    uint64_t t_end = cp_trace_now();
 
     cpprof_writer *w = trace_rec.out;
     /* Close what is still open, rename threads renamed after their first
