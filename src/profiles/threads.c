@@ -137,13 +137,32 @@ static int snapshot(thread_info **infos, cp_thread_stack **stacks, size_t *n)
         read_info(tids[i], sig, &ti[i]);
         skip[i] = ti[i].sig_blocked;
     }
-    /* Threads created since the unwinder's table was built get their
-     * stack bounds from a fresh snapshot (normal context). */
     cp_unwind_refresh();
     int timeout = atomic_load(&threads_cfg.timeout_ms);
-    err = cp_threads_collect(tids, skip, *n,
-                             timeout ? timeout : THREADS_DEFAULT_TIMEOUT_MS,
-                             stacks);
+    if (!timeout)
+        timeout = THREADS_DEFAULT_TIMEOUT_MS;
+    err = cp_threads_collect(tids, skip, *n, timeout, stacks);
+    /* A thread whose stack the unwinder's table did not know yet (created
+     * since the table was built, and never prepared) answers with its pc
+     * alone and marks the table stale: refresh it (normal context) and ask
+     * those threads once more. */
+    size_t again = 0;
+    for (size_t i = 0; !err && i < *n; i++) {
+        bool shallow = (*stacks)[i].answered && (*stacks)[i].depth <= 1;
+        again += shallow;
+        skip[i] = !shallow;
+    }
+    if (again) {
+        cp_unwind_refresh();
+        cp_thread_stack *retry;
+        if (cp_threads_collect(tids, skip, *n, timeout, &retry) == 0) {
+            for (size_t i = 0; i < *n; i++)
+                if (!skip[i] && retry[i].answered &&
+                    retry[i].depth > (*stacks)[i].depth)
+                    (*stacks)[i] = retry[i];
+            free(retry);
+        }
+    }
     free(tids);
     free(skip);
     if (err) {
