@@ -31,18 +31,6 @@
 #include "model/profile.h"
 #include "model/symbolize.h"
 
-/*
- * The CPU profiler and the tracer belong to other areas and may be absent
- * from a build: weak references let this file link either way, and a
- * missing one answers 501.  (In a static link a weak reference does not
- * pull the object in by itself; every program that can profile CPU links
- * profiles/cpu.c through the thread hooks anyway.)
- */
-#pragma weak cpprof_cpu_start
-#pragma weak cpprof_cpu_stop
-#pragma weak cpprof_trace_start
-#pragma weak cpprof_trace_stop
-
 /* The godeltaprof-compatible endpoints: each answers the change since its
  * previous call, so it keeps the model it answered last time. */
 enum { DELTA_HEAP, DELTA_MUTEX, DELTA_BLOCK, DELTA_N };
@@ -525,7 +513,7 @@ static void serve_cpu_profile(cpprof_http_handler *h, http_tx *tx,
     cpprof_writer *w = tx_writer(tx);
     if (!w)
         return;
-    int rc = cpprof_cpu_start ? cpprof_cpu_start(w) : -ENOSYS;
+    int rc = cpprof_cpu_start(w);
     if (rc) {
         cpprof_writer_close(w);
         if (rc == -ENOSYS)
@@ -567,7 +555,7 @@ static void serve_trace(cpprof_http_handler *h, http_tx *tx,
     cpprof_writer *w = tx_writer(tx);
     if (!w)
         return;
-    int rc = cpprof_trace_start ? cpprof_trace_start(w) : -ENOSYS;
+    int rc = cpprof_trace_start(w);
     if (rc) {
         cpprof_writer_close(w);
         if (rc == -ENOSYS)

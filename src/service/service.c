@@ -31,11 +31,6 @@
 #include "cpprof.h"
 #include "service/service_internal.h"
 
-/* The CPU profiler is another area's and may be missing from a build;
- * a "cpu" entry then logs an error at every rotation. */
-#pragma weak cpprof_cpu_start
-#pragma weak cpprof_cpu_stop
-
 struct cpprof_service {
     cp_service_plan plan;
     pthread_mutex_t lock;      /* running, stopping, next_due_ms */
@@ -220,7 +215,7 @@ static int finish_cpu(cpprof_service *s)
 {
     if (!s->cpu_writer)
         return 0;
-    int rc = cpprof_cpu_stop ? cpprof_cpu_stop() : 0;
+    int rc = cpprof_cpu_stop();
     int crc = cpprof_writer_close(s->cpu_writer);
     s->cpu_writer = NULL;
     if (!rc)
@@ -244,7 +239,7 @@ static int restart_cpu(cpprof_service *s, bool start_next)
         if (!src)
             src = cpprof_writer_open_path(&w, path);
         if (!src) {
-            src = cpprof_cpu_start ? cpprof_cpu_start(w) : -ENOSYS;
+            src = cpprof_cpu_start(w);
             if (src) {
                 cp_writer_fail(w, src); /* leaves no empty file behind */
                 cpprof_writer_close(w);

@@ -29,5 +29,8 @@ char *http_header(const http_reply *r, const char *name);
 void http_assert_header(const http_reply *r, const char *name,
                         const char *value);
 void http_reply_free(http_reply *r);
+/* Sleeps ms of CLOCK_MONOTONIC time even though the CPU profiler's SIGPROF
+ * interrupts sleeps. */
+void http_sleep_ms(long ms);
 
 #endif

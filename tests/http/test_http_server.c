@@ -406,9 +406,11 @@ static void test_cpu_profile(void **state)
      * third request proves by getting a profile at once. */
     char cmd[512];
     snprintf(cmd, sizeof cmd, "curl -s -o /dev/null --max-time 1 "
-             "'http://127.0.0.1:%d/debug/pprof/profile?seconds=20' &", port);
+             "'http://127.0.0.1:%d/debug/pprof/profile?seconds=20' >/dev/null 2>&1 &", port);
     cpt_run(NULL, "%s", cmd);
-    usleep(300 * 1000);
+    for (int i = 0; i < 100 && !cpprof_cpu_running(); i++)
+        http_sleep_ms(50);
+    assert_true(cpprof_cpu_running());
     r = http_get(tmp, port, "profile?seconds=1");
     assert_go_error(&r, 500, "Could not enable CPU profiling: cpu profiling already in use");
     http_reply_free(&r);
@@ -417,7 +419,7 @@ static void test_cpu_profile(void **state)
     /* The first client left after 1 s; its profile must stop then, not
      * after 20 s. */
     for (int i = 0; i < 40 && status != 200; i++) {
-        usleep(250 * 1000);
+        http_sleep_ms(250);
         r = http_get(tmp, port, "profile?seconds=1");
         status = r.status;
         http_reply_free(&r);
@@ -499,7 +501,7 @@ static void test_connection_limit(void **state)
         fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
     }
-    usleep(1000 * 1000);
+    http_sleep_ms(1000);
     /* Both slots held by idle clients: a third is not served (it waits
      * in the listen backlog until a slot frees). */
     char url[256];
@@ -512,7 +514,7 @@ static void test_connection_limit(void **state)
         close(fds[i]);
     int status = 0;
     for (int i = 0; i < 20 && status != 200; i++) {
-        usleep(100 * 1000);
+        http_sleep_ms(100);
         r = http_get(tmp, port, "cmdline");
         status = r.status;
         http_reply_free(&r);
