@@ -3,12 +3,14 @@
  * begin/end pair when no trace is recording (the predictable branch) and
  * while a trace records, against two peers: an empty loop calling an empty
  * out-of-line function pair (the baseline), and two clock_gettime calls
- * (the floor: a recorded pair needs two timestamps).
+ * and two TSC reads (the floors: a recorded pair needs two timestamps, from
+ * the TSC where usable, see docs/trace.md).
  *
  * Usage: trace_bench [pairs]  (default 2,000,000).  While tracing, pairs
  * run in batches that fit one thread's ring, and the drain thread gets
  * time between batches, so every event is really recorded (the run checks
- * that none was lost); only the batches are timed.  Output goes to
+ * that none was lost); only the batches are timed.  Every figure is the
+ * median over batches of 4096 pairs.  Output goes to
  * /dev/null.  Prints one table row per measurement.
  */
 #include <fcntl.h>
@@ -40,47 +42,57 @@ __attribute__((noinline)) static void empty_end(const void *t)
     __asm__ volatile("" ::"r"(t) : "memory");
 }
 
-/* Best (lowest) ns per pair over a few repetitions: the least disturbed
- * by other work on this shared machine. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median ns per pair over batches of BATCH pairs: robust against the
+ * preemptions of a shared machine, and the same statistic for every
+ * measurement. */
 static double run(int kind, long pairs)
 {
-    double best = 1e30;
-    for (int rep = 0; rep < 5; rep++) {
-        double t = 0;
-        for (long done = 0; done < pairs; done += BATCH) {
-            double t0 = now_ns();
-            for (int i = 0; i < BATCH; i++) {
-                switch (kind) {
-                case 0:
-                    empty_begin(NULL, "bench");
-                    empty_end(NULL);
-                    break;
-                case 1: {
-                    struct timespec a, b;
-                    clock_gettime(CLOCK_MONOTONIC, &a);
-                    clock_gettime(CLOCK_MONOTONIC, &b);
-                    __asm__ volatile("" ::"r"(&a), "r"(&b) : "memory");
-                    break;
-                }
-                default:
-                    cpprof_trace_region_begin(NULL, "bench");
-                    cpprof_trace_region_end(NULL);
-                    break;
-                }
+    long nb = (pairs + BATCH - 1) / BATCH;
+    double *per = malloc((size_t)nb * sizeof *per);
+    if (per == NULL)
+        return -1;
+    for (long b = 0; b < nb; b++) {
+        double t0 = now_ns();
+        for (int i = 0; i < BATCH; i++) {
+            switch (kind) {
+            case 0:
+                empty_begin(NULL, "bench");
+                empty_end(NULL);
+                break;
+            case 1: {
+                struct timespec x, y;
+                clock_gettime(CLOCK_MONOTONIC, &x);
+                clock_gettime(CLOCK_MONOTONIC, &y);
+                __asm__ volatile("" ::"r"(&x), "r"(&y) : "memory");
+                break;
             }
-            t += now_ns() - t0;
-            if (kind == 3) { /* let the drain thread empty the ring */
-                struct timespec d = { 0, 25 * 1000000L };
-                nanosleep(&d, NULL);
+            case 4: {
+                uint64_t x = cp_trace_tsc(), y = cp_trace_tsc();
+                __asm__ volatile("" ::"r"(x), "r"(y) : "memory");
+                break;
+            }
+            default:
+                cpprof_trace_region_begin(NULL, "bench");
+                cpprof_trace_region_end(NULL);
+                break;
             }
         }
-        double per = t / (double)((pairs + BATCH - 1) / BATCH * BATCH);
-        if (per < best)
-            best = per;
-        if (kind == 3)
-            break; /* one round is already pairs/BATCH samples of 25 ms */
+        per[b] = (now_ns() - t0) / BATCH;
+        if (kind == 3) { /* let the drain thread empty the ring */
+            struct timespec d = { 0, 25 * 1000000L };
+            nanosleep(&d, NULL);
+        }
     }
-    return best;
+    qsort(per, (size_t)nb, sizeof *per, cmp_double);
+    double med = per[nb / 2];
+    free(per);
+    return med;
 }
 
 int main(int argc, char **argv)
@@ -93,6 +105,7 @@ int main(int argc, char **argv)
     double base = run(0, pairs);
     double clock2 = run(1, pairs);
     double off = run(2, pairs);
+    double tsc2 = run(4, pairs);
 
     int fd = open("/dev/null", O_WRONLY);
     cpprof_writer *w;
@@ -101,7 +114,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot start tracing\n");
         return 1;
     }
-    long traced = pairs < 200 * BATCH ? pairs : 200 * BATCH;
+    long traced = pairs < 100 * BATCH ? pairs : 100 * BATCH;
     double on = run(3, traced);
     int rc = cpprof_trace_stop();
     uint64_t lost = cp_trace_capture_lost();
@@ -122,6 +135,7 @@ int main(int argc, char **argv)
     printf("| baseline: empty out-of-line begin/end | %.2f | 1.0 |\n", base);
     printf("| floor: 2 x clock_gettime(MONOTONIC) | %.2f | %.1f |\n", clock2,
            clock2 / base);
+    printf("| floor: 2 x TSC read | %.2f | %.1f |\n", tsc2, tsc2 / base);
     printf("| region pair, not tracing | %.2f | %.1f |\n", off, off / base);
     printf("| region pair, tracing (%ld pairs, %.1f MB of JSON) | %.2f | %.1f |\n",
            traced, bytes / 1e6, on, on / base);

@@ -16,7 +16,8 @@
  * CPPROF_TRACE_REGION macro.
  *
  * Cost: every annotation is one predictable branch when no trace is being
- * recorded, and about 20-50 ns while recording (measured in bench/trace/).
+ * recorded; a region begin/end pair costs about 50 ns while recording
+ * (bench/trace/, bench/RESULTS.md).
  * Annotations never fail, block or allocate (task_new excepted); when the
  * calling thread's buffer is full the event is dropped and counted in the
  * trace's "lost_events".

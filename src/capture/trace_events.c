@@ -148,9 +148,11 @@ static uint64_t put_bytes(_Atomic uint64_t *ring, uint64_t pos,
     return pos;
 }
 
-bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
-                    const uint64_t *w, size_t nw, const void *b1, size_t n1,
-                    const void *b2, size_t n2)
+/* The one write path; inlined into both entry points so a region
+ * begin/end costs one call into this file, not two. */
+static inline __attribute__((always_inline)) bool
+emit_record(unsigned type, uint32_t aux, uint64_t ts, const uint64_t *w,
+            size_t nw, const void *b1, size_t n1, const void *b2, size_t n2)
 {
     if (!atomic_load_explicit(&trace_capture.enabled, memory_order_acquire))
         return false;
@@ -221,7 +223,14 @@ bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
 bool cp_trace_emit(unsigned type, uint32_t aux, uint64_t ts,
                    const uint64_t *w, size_t nw, const void *b, size_t nb)
 {
-    return cp_trace_emit2(type, aux, ts, w, nw, b, nb, NULL, 0);
+    return emit_record(type, aux, ts, w, nw, b, nb, NULL, 0);
+}
+
+bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
+                    const uint64_t *w, size_t nw, const void *b1, size_t n1,
+                    const void *b2, size_t n2)
+{
+    return emit_record(type, aux, ts, w, nw, b1, n1, b2, n2);
 }
 
 void cp_trace_ignore_this_thread(void)

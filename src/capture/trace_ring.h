@@ -36,7 +36,7 @@
 enum cp_trace_rec_type {
     CP_TREC_REGION_BEGIN = 1, /* [2] task id; name bytes (aux = length |
                                  depth << 8: open regions before it) */
-    CP_TREC_REGION_END,       /* [2] task id (aux = depth << 8) */
+    CP_TREC_REGION_END,       /* no payload (aux = depth << 8) */
     CP_TREC_TASK_BEGIN,       /* [2] id, [3] parent id; name (aux = len) */
     CP_TREC_TASK_END,         /* [2] id; name (aux = len) */
     CP_TREC_LOG,              /* [2] task id; category then message bytes

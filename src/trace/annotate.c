@@ -118,9 +118,8 @@ void cpprof_trace_region_end(const cpprof_trace_task *task)
         return;
     /* At depth 0 the begin predates the trace: the recorder drops it. */
     uint32_t depth = region_depth > 0 ? --region_depth : 0;
-    uint64_t w[1] = { task ? task->id : 0 };
-    cp_trace_emit(CP_TREC_REGION_END, depth << 8, 0, w, 1,
-                  NULL, 0);
+    (void)task; /* the end closes the innermost region: no payload */
+    cp_trace_emit(CP_TREC_REGION_END, depth << 8, 0, NULL, 0, NULL, 0);
 }
 
 void cpprof_trace_with_region(const cpprof_trace_task *task,

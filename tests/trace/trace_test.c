@@ -117,6 +117,7 @@ static void test_api_errors(void **state)
 struct scenario {
     pthread_mutex_t mu;
     atomic_int a_holds;
+    atomic_int a_done;       /* worker-a no longer uses the task */
     cpprof_trace_task *task; /* created by worker-a, ended by worker-b */
     uint64_t b_wait_ns;      /* ground truth: worker-b's own clock */
 };
@@ -144,6 +145,7 @@ static void *worker_a(void *arg)
         pthread_mutex_unlock(&s->mu);
     }
     cpprof_trace_region_end(s->task);
+    atomic_store(&s->a_done, 1);
     return NULL;
 }
 
@@ -160,6 +162,8 @@ static void *worker_b(void *arg)
     pthread_mutex_unlock(&s->mu);
     cpprof_trace_log(s->task, "checkout", "paid");
     cpprof_trace_region_end(s->task);
+    while (!atomic_load(&s->a_done))
+        sleep_ms(1);
     cpprof_trace_task_end(s->task);
     return NULL;
 }
@@ -206,6 +210,12 @@ static void test_scenario(void **state)
     pthread_join(a, NULL);
     pthread_join(b, NULL);
     cpprof_trace_region_end(NULL);
+    /* Ground truth for the TSC -> ns conversion: the test's own clock. */
+    uint64_t r0 = mono_ns();
+    cpprof_trace_region_begin(NULL, "timed");
+    sleep_ms(30);
+    cpprof_trace_region_end(NULL);
+    uint64_t timed_us = (mono_ns() - r0) / 1000;
     /* Left open: the recorder closes it at stop. */
     cpprof_trace_region_begin(NULL, "open-at-stop");
 
@@ -218,7 +228,8 @@ static void test_scenario(void **state)
                      "--threads worker-a,worker-b "
                      "--nested a-outer/a-inner,main-outer/main-inner "
                      "--task request --log checkout:paid "
-                     "--sample-fn trace_test_sampled_fn --max-lost 0");
+                     "--sample-fn trace_test_sampled_fn --max-lost 0 "
+                     "--region-dur timed:%" PRIu64 ":0.05", timed_us);
     if (sync_in_build()) {
         snprintf(expect + n, sizeof expect - (size_t)n,
                  " --wait worker-b:mutex:%" PRIu64 ":0.2",

@@ -9,7 +9,7 @@
 //
 // Usage: node check.js TRACE.json [--threads a,b] [--nested outer/inner,...]
 //        [--task NAME] [--log CAT:MSG] [--wait THREAD:KIND:US:TOL]
-//        [--sample-fn NAME] [--max-lost N]
+//        [--region-dur NAME:US:TOL] [--sample-fn NAME] [--max-lost N]
 'use strict';
 
 const fs = require('fs');
@@ -153,6 +153,19 @@ if (opts.wait) {
       fail(`${kind} wait on ${tname}: ${got} us, want ${want} us +-${tol * 100}%`);
     }
     if (!/^0x[0-9a-f]+$/.test(best.args.object)) fail('wait without object address');
+  }
+}
+
+if (opts['region-dur']) {
+  // A region's length against the test's own CLOCK_MONOTONIC reading:
+  // checks the TSC -> ns conversion.
+  const [name, us, tol] = opts['region-dur'].split(':');
+  const r = model.events.find((e) => e.ph === 'X' && e.name === name);
+  const want = Number(us);
+  if (!r) {
+    fail(`no region ${name}`);
+  } else if (Math.abs((r.end - r.start) - want) > want * Number(tol)) {
+    fail(`region ${name}: ${r.end - r.start} us, want ${want} us +-${tol * 100}%`);
   }
 }
 
