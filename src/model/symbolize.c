@@ -56,6 +56,7 @@
 #include "model/mappings.h"
 
 #define CP_SYM_MAX_FRAMES 32 /* inline depth kept per address */
+#define CP_SYM_MAX_DEPTH 256 /* inline nesting followed per address */
 #define CP_DEBUG_DIR "/usr/lib/debug"
 
 typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len,
@@ -73,6 +74,18 @@ typedef struct name_entry {
     const char *mangled;
     char *readable;
 } name_entry;
+
+/* A range of code of one function DIE, from a CU's function index. */
+typedef struct fn_range {
+    Dwarf_Addr low, high; /* CU-relative (unbiased) [low, high) */
+    Dwarf_Die die;
+} fn_range;
+
+/* A CU whose functions are indexed: fns[first .. first + n), by low. */
+typedef struct cu_entry {
+    Dwarf_Die *cu;
+    uint32_t first, n;
+} cu_entry;
 
 /* One loaded object of the generation. */
 typedef struct sym_module {
@@ -99,6 +112,11 @@ struct cp_symbolizer {
     cp_hindex name_index; /* hash(mangled pointer) -> index in names */
     name_entry *names;
     size_t nnames, capnames;
+    cp_hindex cu_index; /* hash(CU DIE pointer) -> index in cus */
+    cu_entry *cus;
+    size_t ncus, capcus;
+    fn_range *fns;
+    size_t nfns, capfns;
 };
 
 static struct {
@@ -138,6 +156,12 @@ static bool name_eq(const void *ctx, uint32_t id)
 {
     const probe *p = ctx;
     return (uintptr_t)p->s->names[id].mangled == p->key;
+}
+
+static bool cu_eq(const void *ctx, uint32_t id)
+{
+    const probe *p = ctx;
+    return (uintptr_t)p->s->cus[id].cu == p->key;
 }
 
 /* ---- finding separate debug files (never the network) ----------------- */
@@ -379,6 +403,9 @@ static void generation_free(cp_symbolizer *s)
     cp_hindex_free(&s->name_index);
     free(s->addrs);
     cp_hindex_free(&s->addr_index);
+    free(s->cus);
+    free(s->fns);
+    cp_hindex_free(&s->cu_index);
     free(s->frames);
     free(s->mods);
     free(s->ranges.v);
@@ -395,6 +422,7 @@ static cp_symbolizer *generation_new(void)
         return NULL;
     cp_hindex_init(&s->addr_index);
     cp_hindex_init(&s->name_index);
+    cp_hindex_init(&s->cu_index);
     if (pthread_rwlock_init(&s->lock, NULL) != 0) {
         free(s);
         return NULL;
@@ -557,7 +585,80 @@ static void name_frame(cp_symbolizer *s, Dwarf_Die *die, cp_frame *f)
     f->start_line = dwarf_decl_line(die, &decl) == 0 ? decl : 0;
 }
 
-/* DWARF path: the concrete scope chain around addr, innermost first. */
+/* Collects one CU's function ranges (dwarf_getfuncs callback). */
+static int add_function(Dwarf_Die *fn, void *arg)
+{
+    cp_symbolizer *s = arg;
+    Dwarf_Addr base, lo, hi;
+    ptrdiff_t off = 0;
+    /* A function split in hot/cold parts has several ranges. */
+    while ((off = dwarf_ranges(fn, off, &base, &lo, &hi)) > 0) {
+        if (lo >= hi)
+            continue;
+        if (grow((void **)&s->fns, &s->capfns, s->nfns + 1,
+                 sizeof *s->fns) != 0)
+            return DWARF_CB_ABORT;
+        s->fns[s->nfns++] = (fn_range){lo, hi, *fn};
+    }
+    return DWARF_CB_OK;
+}
+
+static int by_fn_low(const void *a, const void *b)
+{
+    const fn_range *x = a, *y = b;
+    return (x->low > y->low) - (x->low < y->low);
+}
+
+/*
+ * The DIE of the function whose code contains pc (a CU-relative address),
+ * from the CU's function index, built on first use: one walk of the CU's
+ * DIE tree instead of one per address.
+ */
+static bool find_function(cp_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc,
+                          Dwarf_Die *out)
+{
+    probe p = {s, (uintptr_t)cu}; /* Dwfl's CU DIEs have stable addresses */
+    uint64_t hash = cp_hash_u64(1, (uintptr_t)cu);
+    uint32_t id = cp_hindex_find(&s->cu_index, hash, cu_eq, &p);
+    if (id == CP_HINDEX_NONE) {
+        size_t first = s->nfns;
+        if (grow((void **)&s->cus, &s->capcus, s->ncus + 1,
+                 sizeof *s->cus) != 0 ||
+            dwarf_getfuncs(cu, add_function, s, 0) != 0) {
+            s->nfns = first;
+            return false; /* not cached: retried next time */
+        }
+        id = (uint32_t)s->ncus;
+        if (cp_hindex_insert(&s->cu_index, hash, id) != 0) {
+            s->nfns = first;
+            return false;
+        }
+        qsort(s->fns + first, s->nfns - first, sizeof *s->fns, by_fn_low);
+        s->cus[s->ncus++] = (cu_entry){cu, (uint32_t)first,
+                                       (uint32_t)(s->nfns - first)};
+    }
+    /* The last range starting at or below pc; nested functions can make
+     * ranges overlap, so look back a little before giving up. */
+    const fn_range *v = s->fns + s->cus[id].first;
+    size_t lo = 0, hi = s->cus[id].n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].low <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t k = lo, tries = 0; k > 0 && tries < 8; k--, tries++) {
+        if (pc < v[k - 1].high) {
+            *out = v[k - 1].die;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* DWARF path: the function containing addr, then down through the
+ * inlined subroutines and blocks that contain it; frames innermost first. */
 static size_t resolve_dwarf(cp_symbolizer *s, Dwfl_Module *mod, uintptr_t addr,
                             cp_frame *out, size_t cap)
 {
@@ -565,15 +666,29 @@ static size_t resolve_dwarf(cp_symbolizer *s, Dwfl_Module *mod, uintptr_t addr,
     Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
     if (cu == NULL)
         return 0;
-    Dwarf_Die *scopes = NULL, *chain = NULL;
-    int n = dwarf_getscopes(cu, addr - bias, &scopes);
-    /* getscopes switches to the abstract tree inside inlined code; the
-     * parents of its innermost scope give the concrete nesting. */
-    int nchain = n > 0 ? dwarf_getscopes_die(&scopes[0], &chain) : 0;
-    free(scopes);
-    if (nchain <= 0) {
-        free(chain);
-        return 0;
+    Dwarf_Addr pc = addr - bias;
+    Dwarf_Die path[CP_SYM_MAX_DEPTH];
+    size_t depth = 0;
+    if (!find_function(s, cu, pc, &path[depth++]))
+        return 0; /* no enclosing function (e.g. assembly): use symtab */
+    Dwarf_Die cur = path[0], child;
+    while (depth < CP_SYM_MAX_DEPTH && dwarf_child(&cur, &child) == 0) {
+        bool found = false;
+        do {
+            int tag = dwarf_tag(&child);
+            if ((tag == DW_TAG_inlined_subroutine ||
+                 tag == DW_TAG_lexical_block || tag == DW_TAG_try_block ||
+                 tag == DW_TAG_catch_block) &&
+                dwarf_haspc(&child, pc) > 0) {
+                found = true;
+                break;
+            }
+        } while (dwarf_siblingof(&child, &child) == 0);
+        if (!found)
+            break;
+        if (dwarf_tag(&child) == DW_TAG_inlined_subroutine)
+            path[depth++] = child;
+        cur = child;
     }
 
     /* The innermost frame's position comes from the line table; each
@@ -587,48 +702,37 @@ static size_t resolve_dwarf(cp_symbolizer *s, Dwfl_Module *mod, uintptr_t addr,
     size_t nfiles = 0;
     if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
         files = NULL;
+    Dwarf_Addr entry = 0;
+    if (dwarf_entrypc(&path[0], &entry) == 0)
+        entry += bias;
 
     size_t k = 0;
-    uintptr_t entry = 0;
-    bool have_function = false;
-    for (int i = 0; i < nchain; i++) {
-        Dwarf_Die *d = &chain[i];
-        int tag = dwarf_tag(d);
-        if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
-            continue;
-        /* The last slot is kept for the real function: inlined frames
-         * past cap - 1 are dropped, their call sites still followed. */
-        if (k + 1 < cap || tag == DW_TAG_subprogram) {
+    for (size_t i = depth; i-- > 0;) {
+        /* The last slot is kept for the real function (path[0]): inlined
+         * frames past cap - 1 are dropped, their call sites followed. */
+        if (k + 1 < cap || i == 0) {
             cp_frame *f = &out[k++];
             memset(f, 0, sizeof *f);
-            name_frame(s, d, f);
+            name_frame(s, &path[i], f);
             f->file = file;
             f->line = line;
-            have_function = tag == DW_TAG_subprogram && f->function != NULL;
+            f->entry = (uintptr_t)entry;
         }
-        if (tag == DW_TAG_subprogram) {
-            Dwarf_Addr pc;
-            if (dwarf_entrypc(d, &pc) == 0)
-                entry = (uintptr_t)(pc + bias);
+        if (i == 0)
             break;
-        }
         Dwarf_Attribute mem;
         Dwarf_Word cf = 0, cl = 0;
         file = NULL;
         if (files != NULL &&
-            dwarf_formudata(dwarf_attr(d, DW_AT_call_file, &mem), &cf) == 0 &&
+            dwarf_formudata(dwarf_attr(&path[i], DW_AT_call_file, &mem), &cf) == 0 &&
             cf < nfiles)
             file = dwarf_filesrc(files, cf, NULL, NULL);
-        line = dwarf_formudata(dwarf_attr(d, DW_AT_call_line, &mem), &cl) == 0
+        line = dwarf_formudata(dwarf_attr(&path[i], DW_AT_call_line, &mem), &cl) == 0
                    ? (int)cl
                    : 0;
     }
-    free(chain);
-    if (!have_function)
-        return 0; /* no enclosing function (e.g. assembly): use symtab */
-    for (size_t i = 0; i < k; i++)
-        out[i].entry = entry;
-    return k;
+    /* A function DIE without a name: let the symbol table name it. */
+    return out[k - 1].function != NULL ? k : 0;
 }
 
 /* Symbol-table path: one frame with the name of the enclosing symbol. */
