@@ -314,7 +314,7 @@ static void test_symbol(void **state)
     cpprof_http_server *s = start(NULL);
     int port = cpprof_http_server_port(s);
     char path[512], want[256];
-    uintptr_t pc = (uintptr_t)&http_test_marker + 4;
+    uintptr_t pc = (uintptr_t)&http_test_marker + 1;
     snprintf(want, sizeof want, "num_symbols: 1\n%#lx http_test_marker\n",
              (unsigned long)pc);
     /* GET: '+'-separated in the raw query; garbage and 0 are skipped. */
