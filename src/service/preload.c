@@ -307,7 +307,6 @@ static void watcher_begin(bool install)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
     int err = pthread_create(&t, &attr, watcher_main, (void *)(intptr_t)fds[0]);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -401,15 +400,15 @@ static void start_servers(void)
     if (preload_state.cfg.http)
         cpprof_http_server_start_from_env(&preload_state.http); /* reports */
     if (preload_state.cfg.service && cpprof_service_new_from_env) {
+        /* new_from_env reports bad values itself. */
         cpprof_service *s = NULL;
         int err = cpprof_service_new_from_env(&s);
         if (err == 0 && (err = cpprof_service_start(s)) != 0) {
+            fprintf(stderr, "cpprof: profile service not started: %s\n",
+                    cpprof_strerror(err));
             cpprof_service_free(s);
             s = NULL;
         }
-        if (err)
-            fprintf(stderr, "cpprof: profile service not started: %s\n",
-                    cpprof_strerror(err));
         preload_state.service = s;
     }
 }
