@@ -199,6 +199,57 @@ static void test_symtab_fallback(void **state)
     dlclose(h);
 }
 
+/* Loads path, symbolizes its cpt_linked_probe; returns the frame. */
+static cp_frame linked_frame(const char *path, int *line, unsigned *flags)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(h);
+    uintptr_t (*probe)(int *) = (uintptr_t(*)(int *))dlsym(h, "cpt_linked_probe");
+    assert_non_null(probe);
+    uintptr_t pc = probe(line);
+    cp_symbolizer *s = cp_symbolizer_acquire();
+    cp_frame f[MAXF];
+    assert_int_equal(cp_symbolize(s, pc, f, MAXF), 1);
+    *flags = cp_symbolize_object_flags(s, pc);
+    dlclose(h);
+    /* Strings stay valid while s is held; the caller only compares
+     * function (a symbol) and file, so copy what it needs first. */
+    static char fn[64], file[512];
+    snprintf(fn, sizeof fn, "%s", f[0].function ? f[0].function : "");
+    snprintf(file, sizeof file, "%s", f[0].file ? f[0].file : "");
+    f[0].function = fn;
+    f[0].file = f[0].file ? file : NULL;
+    cp_symbolizer_release(s);
+    return f[0];
+}
+
+/* A stripped library whose DWARF lives in a separate file named by its
+ * .gnu_debuglink (here in the .debug/ folder beside it). */
+static void test_debuglink(void **state)
+{
+    int line;
+    unsigned flags;
+    cp_frame f = linked_frame(CPT_LINKED_LIB, &line, &flags);
+    assert_string_equal(f.function, "cpt_linked_probe");
+    assert_true(ends_with(f.file, "/symlib.c"));
+    assert_int_equal(f.line, line);
+    assert_int_equal(flags, CP_SYM_HAS_FUNCTIONS | CP_SYM_HAS_FILENAMES |
+                                CP_SYM_HAS_LINES | CP_SYM_HAS_INLINES);
+}
+
+/* A debug file with the right name but from another build is refused:
+ * the symbol table names the function, and no wrong lines appear. */
+static void test_debuglink_mismatch(void **state)
+{
+    int line;
+    unsigned flags;
+    cp_frame f = linked_frame(CPT_BADLINK_LIB, &line, &flags);
+    assert_string_equal(f.function, "cpt_linked_probe");
+    assert_null(f.file);
+    assert_int_equal(f.line, 0);
+    assert_int_equal(flags, CP_SYM_HAS_FUNCTIONS);
+}
+
 static void test_dlclose_generations(void **state)
 {
     void *h = dlopen(CPT_SYMLIB, RTLD_NOW | RTLD_LOCAL);
@@ -315,6 +366,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cxx_demangled),
         cmocka_unit_test(test_libc_function),
         cmocka_unit_test(test_symtab_fallback),
+        cmocka_unit_test(test_debuglink),
+        cmocka_unit_test(test_debuglink_mismatch),
         cmocka_unit_test(test_dlclose_generations),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_never_debuginfod),
