@@ -107,6 +107,7 @@ static struct {
 static __thread struct {
     uintptr_t stack_lo, stack_hi; /* from pthread_getattr_np; 0 if unknown */
     volatile sig_atomic_t busy;   /* re-entry guard */
+    bool preparing;               /* cp_unwind_thread_prepare running */
 } unwind_tls __attribute__((tls_model("initial-exec")));
 
 /* What one DWARF walk's accessors need; lives on the handler's stack. */
@@ -647,7 +648,7 @@ int cp_unwind_dwarf_available(void)
     return unwind_state.as != NULL;
 }
 
-int cp_unwind_thread_prepare(void)
+static int thread_prepare(void)
 {
     pthread_once(&unwind_state.once, unwind_init_once);
     if (!atomic_load(&unwind_state.table)) {
@@ -676,4 +677,17 @@ int cp_unwind_thread_prepare(void)
         cp_unwind_signal(&uc, pcs, 8, CP_UNWIND_DWARF);
     }
     return 0;
+}
+
+int cp_unwind_thread_prepare(void)
+{
+    /* pthread_getattr_np allocates: an allocator hook that prepares the
+     * thread would re-enter here (and deadlock on the thread's own lock
+     * inside glibc) without this guard. */
+    if (unwind_tls.preparing)
+        return 0;
+    unwind_tls.preparing = true;
+    int rc = thread_prepare();
+    unwind_tls.preparing = false;
+    return rc;
 }

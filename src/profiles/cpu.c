@@ -74,12 +74,15 @@ static struct {
     uint64_t lost;
     int64_t start_wall, start_mono;
     pthread_t drain;
-    atomic_int drain_stop;
+    pthread_mutex_t drain_mu;  /* with drain_cv: wakes the drain at stop */
+    pthread_cond_t drain_cv;
+    bool drain_stop;
     armed_thread *armed;
     size_t narmed, cap;
 } cpu_state = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .once = PTHREAD_ONCE_INIT,
+    .drain_mu = PTHREAD_MUTEX_INITIALIZER,
     .hz = 100,
 };
 
@@ -303,11 +306,29 @@ static void drain_ring(void)
     cpu_state.lost += cp_cpu_ring_take_lost();
 }
 
+/* Sleeps one drain period; false once stop asked the thread to finish. */
+static bool drain_wait(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += CPU_DRAIN_NS;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&cpu_state.drain_mu);
+    while (!cpu_state.drain_stop &&
+           pthread_cond_timedwait(&cpu_state.drain_cv, &cpu_state.drain_mu,
+                                  &until) == 0) {
+    }
+    bool go_on = !cpu_state.drain_stop;
+    pthread_mutex_unlock(&cpu_state.drain_mu);
+    return go_on;
+}
+
 static void *drain_main(void *unused)
 {
-    for (unsigned tick = 1; !atomic_load(&cpu_state.drain_stop); tick++) {
-        struct timespec ts = { 0, CPU_DRAIN_NS };
-        nanosleep(&ts, NULL);
+    for (unsigned tick = 1; drain_wait(); tick++) {
         drain_ring();
         if (tick % CPU_RESCAN_TICKS == 0) {
             cp_unwind_refresh();
@@ -328,6 +349,7 @@ static void atfork_child(void)
      * in the child.  The parent's writer and model are not ours to touch
      * (leaked in the child); the handler stays inert. */
     pthread_mutex_init(&cpu_state.lock, NULL);
+    pthread_mutex_init(&cpu_state.drain_mu, NULL);
     if (atomic_load(&cpu_state.running)) {
         cp_cpu_signal_disable();
         if (cpu_state.itimer) {
@@ -345,6 +367,11 @@ static void atfork_child(void)
 
 static void cpu_init_once(void)
 {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cpu_state.drain_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_atfork(NULL, NULL, atfork_child);
 }
 
@@ -469,7 +496,7 @@ int cpprof_cpu_start(cpprof_writer *w)
             rc = itimer_set(cpu_state.period);
     }
     if (rc == 0) {
-        atomic_store(&cpu_state.drain_stop, 0);
+        cpu_state.drain_stop = false;
         rc = -pthread_create(&cpu_state.drain, NULL, drain_main, NULL);
     }
     if (rc != 0) {
@@ -519,7 +546,10 @@ int cpprof_cpu_stop(void)
 
     /* After this no handler is inside and none will sample again. */
     cp_cpu_signal_disable();
-    atomic_store(&cpu_state.drain_stop, 1);
+    pthread_mutex_lock(&cpu_state.drain_mu);
+    cpu_state.drain_stop = true;
+    pthread_cond_signal(&cpu_state.drain_cv);
+    pthread_mutex_unlock(&cpu_state.drain_mu);
     pthread_join(cpu_state.drain, NULL);
     drain_ring();
 

@@ -1,0 +1,334 @@
+/*
+ * tests/cpu/test_cpu_robust.c - the CPU profiler's API contract and its
+ * behaviour around threads, signals, fork, exec and dlopen.
+ *
+ * Each test asserts one promise of include/cpprof/cpu.h or issue 3: bad
+ * arguments get errors; a sleeping thread gets no samples and a thread
+ * created after start gets its share; 1000 start/stop cycles with threads
+ * coming and going; read() on a pipe is not broken by SIGPROF (per-thread
+ * timers and the setitimer fallback); fork with and without exec; dlopen
+ * and dlclose of sampled code; no SIGPROF once stop returns; a program's
+ * own SIGPROF handler is refused with -EBUSY.
+ */
+#include "support.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cpprof.h"
+#include "cpu_util.h"
+
+static void spin_cpu(double seconds)
+{
+    double t0 = cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    while (cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0 < seconds)
+        cpt_spin(20000);
+}
+
+static void test_api_errors(void **state)
+{
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_cpu_start(NULL), -EINVAL);
+    assert_int_equal(cpprof_cpu_set_rate(0), -ERANGE);
+    assert_int_equal(cpprof_cpu_set_rate(-5), -ERANGE);
+    assert_int_equal(cpprof_cpu_set_rate(10001), -ERANGE);
+    assert_int_equal(cpprof_cpu_set_unwind(7), -EINVAL);
+    assert_int_equal(cpprof_cpu_stop(), 0); /* not running: no-op */
+    assert_false(cpprof_cpu_running());
+    assert_int_equal(cpprof_cpu_set_rate(500), 0);
+    assert_int_equal(cpprof_cpu_start(w), 0);
+    assert_true(cpprof_cpu_running());
+    assert_int_equal(cpprof_cpu_start(w), -EBUSY);
+    assert_int_equal(cpprof_cpu_set_rate(100), -EBUSY);
+    assert_int_equal(cpprof_cpu_set_unwind(CPPROF_CPU_UNWIND_FP), -EBUSY);
+    spin_cpu(0.02);
+    assert_int_equal(cpprof_cpu_stop(), 0);
+    assert_false(cpprof_cpu_running());
+    size_t len;
+    const void *data = cpprof_writer_data(w, &len);
+    cp_decoded *d;
+    assert_int_equal(cp_decode(data, len, &d), 0);
+    cpt_check_cpu_header(d, 500);
+    cp_decoded_free(d);
+    assert_int_equal(cpprof_writer_close(w), 0);
+    setenv("CPPROF_UNWIND", "sideways", 1);
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_cpu_start(w), -EINVAL);
+    unsetenv("CPPROF_UNWIND");
+    assert_false(cpprof_cpu_running());
+    assert_int_equal(cpprof_writer_close(w), 0);
+}
+
+__attribute__((noinline)) void *cpt_sleeper(void *arg)
+{
+    struct timespec ts = { 0, 300 * 1000000L };
+    nanosleep(&ts, NULL);
+    return NULL;
+}
+
+__attribute__((noinline)) void *cpt_late_worker(void *arg)
+{
+    double *truth = arg, t0 = cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    spin_cpu(0.3);
+    *truth = cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+    return NULL;
+}
+
+__attribute__((noinline)) void cpt_main_spin(double s) { spin_cpu(s); }
+
+static void test_sleeper_none_late_thread_share(void **state)
+{
+    char *dir = cpt_tmpdir(), *path = cpt_path(dir, "cpu.pb.gz");
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    cpt_cpu_start_file(path);
+    pthread_t sl, late;
+    double truth = 0;
+    assert_int_equal(pthread_create(&sl, NULL, cpt_sleeper, NULL), 0);
+    cpt_main_spin(0.1);
+    assert_int_equal(pthread_create(&late, NULL, cpt_late_worker, &truth), 0);
+    pthread_join(late, NULL);
+    pthread_join(sl, NULL);
+    cp_decoded *d = cpt_cpu_stop_decode(path);
+    assert_false(cpt_has_fn(d, "cpt_sleeper"));
+    double got = cpt_total_in(d, "cpt_late_worker", 1) / 1e9;
+    printf("late thread: truth %.3fs, profile %.3fs\n", truth, got);
+    assert_true(got > truth * 0.9 && got < truth * 1.1);
+    free(cpt_pprof("-top", path));
+    cp_decoded_free(d);
+    cpt_tmpdir_remove(dir);
+    free(path);
+    free(dir);
+}
+
+static void *short_thread(void *arg)
+{
+    cpt_spin(20000);
+    return NULL;
+}
+
+static void test_thousand_cycles(void **state)
+{
+    assert_int_equal(cpprof_cpu_set_rate(10000), 0);
+    for (int i = 0; i < 1000; i++) {
+        cpprof_writer *w;
+        assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+        assert_int_equal(cpprof_cpu_start(w), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, short_thread, NULL), 0);
+        cpt_spin(20000);
+        pthread_join(t, NULL);
+        assert_int_equal(cpprof_cpu_stop(), 0);
+        size_t len;
+        const void *data = cpprof_writer_data(w, &len);
+        if (i % 100 == 0) {
+            cp_decoded *d;
+            assert_int_equal(cp_decode(data, len, &d), 0);
+            cp_decoded_free(d);
+        }
+        assert_int_equal(cpprof_writer_close(w), 0);
+    }
+}
+
+typedef struct reader {
+    int fd;
+    ssize_t got;
+    int err;
+    char byte;
+} reader;
+
+static void *read_pipe(void *p)
+{
+    reader *r = p;
+    r->got = read(r->fd, &r->byte, 1);
+    r->err = r->got < 0 ? errno : 0;
+    return NULL;
+}
+
+static void blocked_read_during_profile(bool itimer)
+{
+    if (itimer)
+        setenv("CPPROF_CPU_TIMER", "setitimer", 1);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    reader r = { .fd = fds[0] };
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    assert_int_equal(cpprof_cpu_start(w), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_pipe, &r), 0);
+    spin_cpu(0.2);
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    pthread_join(t, NULL);
+    assert_int_equal(cpprof_cpu_stop(), 0);
+    unsetenv("CPPROF_CPU_TIMER");
+    assert_int_equal(r.got, 1);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.byte, 'x');
+    size_t len;
+    const void *data = cpprof_writer_data(w, &len);
+    cp_decoded *d;
+    assert_int_equal(cp_decode(data, len, &d), 0);
+    assert_true(cp_decoded_total(d, 0) > 50); /* it did sample */
+    bool said = false;
+    for (size_t i = 0; i < d->ncomments; i++)
+        said |= strstr(d->comments[i], itimer ? "setitimer" : "timer_create")
+                != NULL;
+    assert_true(said);
+    cp_decoded_free(d);
+    assert_int_equal(cpprof_writer_close(w), 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_blocked_read_thread_timers(void **state)
+{
+    blocked_read_during_profile(false);
+}
+
+static void test_blocked_read_setitimer(void **state)
+{
+    blocked_read_during_profile(true);
+}
+
+/* After stop, spinning with SIGPROF blocked must leave none pending. */
+static void no_sigprof_after_stop(bool itimer)
+{
+    if (itimer)
+        setenv("CPPROF_CPU_TIMER", "setitimer", 1);
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    assert_int_equal(cpprof_cpu_start(w), 0);
+    spin_cpu(0.05);
+    assert_int_equal(cpprof_cpu_stop(), 0);
+    unsetenv("CPPROF_CPU_TIMER");
+    sigset_t block, old, pending;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    spin_cpu(0.05);
+    sigpending(&pending);
+    int is_pending = sigismember(&pending, SIGPROF);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    assert_int_equal(is_pending, 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+}
+
+static void test_no_sample_after_stop(void **state)
+{
+    no_sigprof_after_stop(false);
+    no_sigprof_after_stop(true);
+}
+
+static void test_fork_and_exec(void **state)
+{
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    assert_int_equal(cpprof_cpu_start(w), 0);
+    spin_cpu(0.02);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Child: profiling is off, stop is a no-op, work goes on. */
+        int ok = !cpprof_cpu_running() && cpprof_cpu_stop() == 0;
+        spin_cpu(0.05);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", "i=0; while [ $i -lt 2000 ]; do "
+              "i=$((i+1)); done; exit 7", (char *)NULL);
+        _exit(99);
+    }
+    spin_cpu(0.05);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    assert_true(cpprof_cpu_running());
+    assert_int_equal(cpprof_cpu_stop(), 0);
+    size_t len;
+    const void *data = cpprof_writer_data(w, &len);
+    cp_decoded *d;
+    assert_int_equal(cp_decode(data, len, &d), 0);
+    assert_true(cp_decoded_total(d, 0) > 0);
+    cp_decoded_free(d);
+    assert_int_equal(cpprof_writer_close(w), 0);
+}
+
+static void test_dlopen_dlclose_sampled_code(void **state)
+{
+    char *dir = cpt_tmpdir(), *path = cpt_path(dir, "cpu.pb.gz");
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    cpt_cpu_start_file(path);
+    for (int i = 0; i < 30; i++) {
+        void *h = dlopen(CPT_DSO_PATH, RTLD_NOW | RTLD_LOCAL);
+        assert_non_null(h);
+        unsigned long (*fn)(unsigned long) =
+            (unsigned long (*)(unsigned long))dlsym(h, "cpt_dso_spin");
+        assert_non_null(fn);
+        double t0 = cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+        while (cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0 < 0.01)
+            fn(20000);
+        assert_int_equal(dlclose(h), 0);
+    }
+    cp_decoded *d = cpt_cpu_stop_decode(path);
+    assert_true(cp_decoded_total(d, 0) > 100);
+    free(cpt_pprof("-top", path));
+    cp_decoded_free(d);
+    cpt_tmpdir_remove(dir);
+    free(path);
+    free(dir);
+}
+
+static void own_handler(int sig) {}
+
+static void test_foreign_sigprof_handler_refused(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPROF, own_handler);
+        cpprof_writer *w;
+        cpprof_writer_open_buffer(&w);
+        int rc = cpprof_cpu_start(w);
+        /* The program's handler must still be in place. */
+        struct sigaction sa;
+        sigaction(SIGPROF, NULL, &sa);
+        _exit(rc == -EBUSY && sa.sa_handler == own_handler &&
+                      !cpprof_cpu_running() ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+int main(void)
+{
+    cpt_require_go();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_api_errors),
+        cmocka_unit_test(test_sleeper_none_late_thread_share),
+        cmocka_unit_test(test_thousand_cycles),
+        cmocka_unit_test(test_blocked_read_thread_timers),
+        cmocka_unit_test(test_blocked_read_setitimer),
+        cmocka_unit_test(test_no_sample_after_stop),
+        cmocka_unit_test(test_fork_and_exec),
+        cmocka_unit_test(test_dlopen_dlclose_sampled_code),
+        cmocka_unit_test(test_foreign_sigprof_handler_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
