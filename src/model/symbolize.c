@@ -20,6 +20,13 @@
  * (the vDSO, which never goes away, is copied once), so an object
  * unloaded while a generation still uses it cannot fault us.
  *
+ * Lookup: the CU containing an address (libdwfl's aranges), then that
+ * CU's function index (every function's code ranges, built by one DIE
+ * walk the first time the CU is touched) for the enclosing function, then
+ * down its inlined subroutines and blocks to the innermost one containing
+ * the address.  Names, lines and call sites come from the DIEs and the
+ * line table; objects without DWARF fall back to the symbol table.
+ *
  * Thread-safety: sym_state.lock guards the current generation and all
  * refcounts.  Within a generation, a rwlock: cache hits take it shared;
  * anything that touches Dwfl (which is not thread-safe) or inserts into
