@@ -248,6 +248,7 @@ static void test_scenario(void **state)
     free(text);
     free(path);
     cpt_tmpdir_remove(dir);
+    free(dir);
 }
 
 /* A thread that floods its ring: events are dropped and counted, the
@@ -286,6 +287,7 @@ static void test_lost_events(void **state)
     free(text);
     free(path);
     cpt_tmpdir_remove(dir);
+    free(dir);
 }
 
 static int failing_sink(void *arg, const void *data, size_t len)
@@ -339,6 +341,7 @@ static void test_back_to_back(void **state)
     cpprof_trace_region_end(NULL);
     cpprof_trace_region_end(NULL);
     cpt_tmpdir_remove(dir);
+    free(dir);
 }
 
 int main(void)
