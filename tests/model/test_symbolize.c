@@ -178,6 +178,25 @@ static void test_libc_function(void **state)
     cp_symbolizer_release(s);
 }
 
+/* The vDSO has no file: its image is read once from memory, and its
+ * dynamic symbols name its functions. */
+static void test_vdso(void **state)
+{
+    void *h = dlopen("linux-vdso.so.1", RTLD_NOW | RTLD_NOLOAD);
+    void *fn = h != NULL ? dlsym(h, "__vdso_clock_gettime") : NULL;
+    if (fn == NULL)
+        skip(); /* no vDSO on this kernel/arch */
+    cp_symbolizer *s = cp_symbolizer_acquire();
+    cp_frame f[MAXF];
+    assert_int_equal(cp_symbolize(s, (uintptr_t)fn, f, MAXF), 1);
+    assert_non_null(strstr(f[0].function, "clock_gettime"));
+    assert_int_equal(f[0].entry, (uintptr_t)fn);
+    assert_true(cp_symbolize_object_flags(s, (uintptr_t)fn) &
+                CP_SYM_HAS_FUNCTIONS);
+    cp_symbolizer_release(s);
+    dlclose(h);
+}
+
 /* A library without DWARF: the symbol table names its functions. */
 static void test_symtab_fallback(void **state)
 {
@@ -366,6 +385,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cxx_demangled),
         cmocka_unit_test(test_libc_function),
         cmocka_unit_test(test_symtab_fallback),
+        cmocka_unit_test(test_vdso),
         cmocka_unit_test(test_debuglink),
         cmocka_unit_test(test_debuglink_mismatch),
         cmocka_unit_test(test_dlclose_generations),
