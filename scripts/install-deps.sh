@@ -12,12 +12,24 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+# Node runs the independent trace parser in the tests; any node >= 18 will
+# do, so Debian's is installed only when none is on PATH.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
-echo "install-deps: installing:$missing"
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The trace tests' parser, pinned by tests/trace/node/package-lock.json.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$here/tests/trace/node/node_modules/@tracerbench/trace-model" ]; then
+    echo "install-deps: npm ci in tests/trace/node"
+    npm ci --no-audit --no-fund --prefix "$here/tests/trace/node" >/dev/null
+fi
