@@ -41,9 +41,6 @@
 
 #include "cpprof/cpu.h"
 
-/* Weak: profiles/cpu.c may be absent from a build (as its stub once was). */
-#pragma weak cpprof_cpu_running
-
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
 extern int __sigaction(int, const struct sigaction *, struct sigaction *);
@@ -76,7 +73,7 @@ static int next_sigaction(int sig, const struct sigaction *act,
  * its own before it reports running, so the live handler is ours. */
 static bool guarding(struct sigaction *live)
 {
-    if (!cpprof_cpu_running || !cpprof_cpu_running())
+    if (!cpprof_cpu_running())
         return false;
     if (next_sigaction(SIGPROF, NULL, live) != 0)
         return false;

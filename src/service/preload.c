@@ -45,22 +45,6 @@
 #include "core/writer.h"
 #include "service/preload_env.h"
 
-/*
- * Entry points of subsystems written in parallel with this file: weak so
- * that the library links before they land; each call checks for NULL.
- * TODO(preload): drop each pragma once its definition is in src/.
- */
-#pragma weak cpprof_cpu_set_rate
-#pragma weak cpprof_cpu_start
-#pragma weak cpprof_cpu_stop
-#pragma weak cpprof_cpu_running
-#pragma weak cpprof_set_block_profile_rate
-#pragma weak cpprof_set_mutex_profile_fraction
-#pragma weak cpprof_service_new_from_env
-#pragma weak cpprof_service_start
-#pragma weak cpprof_service_stop
-#pragma weak cpprof_service_free
-
 static struct {
     pthread_mutex_t lock;     /* serialises preload_finish */
     bool active;              /* this process writes profiles at the end */
@@ -175,12 +159,6 @@ static void cpu_begin(bool verbose)
 {
     if (!preload_state.cfg.cpu_path)
         return;
-    if (!cpprof_cpu_start) {
-        if (verbose)
-            fprintf(stderr, "cpprof: CPU profiling is not in this build; "
-                            "CPPROF_CPUPROFILE ignored\n");
-        return;
-    }
     cpprof_writer *w;
     int err = cpprof_writer_open_buffer(&w);
     if (err == 0) {
@@ -205,7 +183,7 @@ static void cpu_end(void)
     if (!w)
         return;
     preload_state.cpu_buf = NULL;
-    int err = cpprof_cpu_stop ? cpprof_cpu_stop() : -ENOSYS;
+    int err = cpprof_cpu_stop();
     size_t len = 0;
     const void *data = cpprof_writer_data(w, &len);
     if (err)
@@ -370,7 +348,7 @@ static void preload_fork_child(void)
 static void apply_rates(const cp_preload_config *cfg)
 {
     int err;
-    if (cfg->cpu_rate >= 0 && cpprof_cpu_set_rate &&
+    if (cfg->cpu_rate >= 0 &&
         (err = cpprof_cpu_set_rate((int)cfg->cpu_rate)) != 0)
         fprintf(stderr, "cpprof: CPPROF_CPURATE=%lld: %s\n",
                 (long long)cfg->cpu_rate, cpprof_strerror(err));
@@ -382,14 +360,14 @@ static void apply_rates(const cp_preload_config *cfg)
     int64_t block = cfg->block_rate >= 0 ? cfg->block_rate
                     : cfg->block_path    ? 1
                                          : -1;
-    if (block >= 0 && cpprof_set_block_profile_rate &&
+    if (block >= 0 &&
         (err = cpprof_set_block_profile_rate(block)) != 0)
         fprintf(stderr, "cpprof: block profiling not enabled: %s\n",
                 cpprof_strerror(err));
     int64_t mutex = cfg->mutex_fraction >= 0 ? cfg->mutex_fraction
                     : cfg->mutex_path        ? 1
                                              : -1;
-    if (mutex >= 0 && cpprof_set_mutex_profile_fraction &&
+    if (mutex >= 0 &&
         (err = cpprof_set_mutex_profile_fraction((int)mutex)) < 0)
         fprintf(stderr, "cpprof: mutex profiling not enabled: %s\n",
                 cpprof_strerror(err));
@@ -399,7 +377,7 @@ static void start_servers(void)
 {
     if (preload_state.cfg.http)
         cpprof_http_server_start_from_env(&preload_state.http); /* reports */
-    if (preload_state.cfg.service && cpprof_service_new_from_env) {
+    if (preload_state.cfg.service) {
         /* new_from_env reports bad values itself. */
         cpprof_service *s = NULL;
         int err = cpprof_service_new_from_env(&s);
