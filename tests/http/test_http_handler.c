@@ -142,7 +142,9 @@ static void test_direct_calls(void **state)
     assert_true(r.len > 2 && (unsigned char)r.body[0] == 0x1f);
     rec_free(&r);
 
-    assert_int_equal(cpprof_http_handler_new(&(cpprof_http_options){.connection_limit = -1}, &h), -EINVAL);
+    cpprof_http_handler *bad = (cpprof_http_handler *)1;
+    assert_int_equal(cpprof_http_handler_new(&(cpprof_http_options){.connection_limit = -1}, &bad), -EINVAL);
+    assert_null(bad);
     cpprof_http_handler_free(h);
     cpprof_http_handler_free(NULL);
     assert_int_equal(cpprof_http_handle(NULL, NULL, NULL), -EINVAL);

@@ -27,7 +27,7 @@ static cpprof_profile *widgets;
 static int widget_values[3];
 
 /* Leaves in the symbol table under a known name for /symbol. */
-__attribute__((noinline, used)) int http_test_marker(int x)
+__attribute__((noinline, used)) unsigned http_test_marker(unsigned x)
 {
     __asm__ volatile("" ::: "memory");
     return x * 3 + 1;
@@ -362,7 +362,7 @@ static void *spinner(void *arg)
 {
     volatile unsigned long x = 0;
     while (!atomic_load(&spin_stop))
-        x += (unsigned long)http_test_marker((int)x);
+        x += http_test_marker((unsigned)x);
     return NULL;
 }
 

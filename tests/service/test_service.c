@@ -19,16 +19,20 @@
 #include "../http/http_client.h"
 #include "support.h"
 
-static cpprof_profile *svc_profile;
-
+/* Custom profiles: present in every build (the heap profile is compiled
+ * out under sanitizers). */
+static cpprof_profile *svc_profile, *svc2_profile;
 static int svc_values[4];
 
 static int group_setup(void **state)
 {
     if (cpprof_profile_new("test.svc", &svc_profile) != 0)
         return -1;
+    if (cpprof_profile_new("test.svc2", &svc2_profile) != 0)
+        return -1;
     for (int i = 0; i < 3; i++)
         cpprof_profile_add(svc_profile, &svc_values[i], 0);
+    cpprof_profile_add(svc2_profile, &svc_values[3], 0);
     return 0;
 }
 
@@ -153,7 +157,7 @@ static void test_periodic_run(void **state)
     cpt_require_go();
     char *tmp = cpt_tmpdir();
     char *dir = cpt_path(tmp, "profiles/nested");
-    const char *names[] = {"cpu", "heap", "test.svc", "goroutine"};
+    const char *names[] = {"cpu", "test.svc2", "test.svc", "goroutine"};
     int intervals[] = {1};
     int debug[] = {0, 0, 1, 0};
     cpprof_service_config cfg = {
@@ -179,8 +183,8 @@ static void test_periodic_run(void **state)
     http_reply_free(&r);
 
     http_sleep_ms(2500);
-    size_t heap_before = check_files(dir, "heap", 0);
-    assert_true(heap_before >= 1);
+    size_t svc2_before = check_files(dir, "test.svc2", 0);
+    assert_true(svc2_before >= 1);
     assert_true(check_files(dir, "test.svc", 1) >= 1);
 
     /* Take the folder away: saves fail (logged) and the next ticks
@@ -188,15 +192,15 @@ static void test_periodic_run(void **state)
     assert_int_equal(cpt_run(NULL, "rm -rf '%s'", dir), 0);
     http_sleep_ms(2500);
     assert_int_equal(stat(dir, &st), 0);
-    assert_true(check_files(dir, "heap", 0) >= 1);
+    assert_true(check_files(dir, "test.svc2", 0) >= 1);
     assert_true(check_files(dir, "test.svc", 1) >= 1);
 
     assert_int_equal(cpprof_service_stop(s), 0);
     assert_int_equal(cpprof_service_http_port(s), 0);
     /* Stop saved every profile once more and finished the CPU file;
      * nothing partial or temporary is left. */
-    size_t nheap = check_files(dir, "heap", 0);
-    assert_true(nheap >= 2);
+    size_t nsvc2 = check_files(dir, "test.svc2", 0);
+    assert_true(nsvc2 >= 2);
     check_files(dir, "test.svc", 1);
     assert_true(check_files(dir, "goroutine", 0) >= 2 ||
                 list_files(dir, "goroutine", NULL) == 0);
@@ -218,7 +222,7 @@ static void test_schedule_and_names(void **state)
 {
     cpt_require_go();
     char *tmp = cpt_tmpdir();
-    const char *names[] = {"heap", "test.svc"};
+    const char *names[] = {"test.svc2", "test.svc"};
     int intervals[] = {1, 0};
     cpprof_service_config cfg = {.enabled = true, .folder = tmp,
                                  .profile_names = names, .nprofile_names = 2,
@@ -227,11 +231,11 @@ static void test_schedule_and_names(void **state)
     assert_int_equal(cpprof_service_new(&cfg, &s), 0);
     assert_int_equal(cpprof_service_start(s), 0);
     http_sleep_ms(2300);
-    assert_true(list_files(tmp, "heap", NULL) >= 2);
+    assert_true(list_files(tmp, "test.svc2", NULL) >= 2);
     assert_int_equal(list_files(tmp, "test.svc", NULL), 0);
     assert_int_equal(cpprof_service_stop(s), 0);
     assert_int_equal(check_files(tmp, "test.svc", 0), 1);
-    size_t nheap = check_files(tmp, "heap", 0);
+    size_t nsvc2 = check_files(tmp, "test.svc2", 0);
 
     /* Stop, start, stop again at once: same second, distinct files. */
     assert_int_equal(cpprof_service_start(s), 0);
@@ -239,7 +243,7 @@ static void test_schedule_and_names(void **state)
     assert_int_equal(cpprof_service_start(s), 0);
     assert_int_equal(cpprof_service_stop(s), 0);
     assert_int_equal(check_files(tmp, "test.svc", 0), 3);
-    assert_int_equal(check_files(tmp, "heap", 0), nheap + 2);
+    assert_int_equal(check_files(tmp, "test.svc2", 0), nsvc2 + 2);
     cpprof_service_free(s);
     cpt_tmpdir_remove(tmp);
     free(tmp);
@@ -279,7 +283,7 @@ static void test_from_env(void **state)
 {
     char *tmp = cpt_tmpdir();
     setenv("CPPROF_SERVICE_FOLDER", tmp, 1);
-    setenv("CPPROF_SERVICE_PROFILES", " test.svc , heap", 1);
+    setenv("CPPROF_SERVICE_PROFILES", " test.svc , test.svc2", 1);
     setenv("CPPROF_SERVICE_INTERVALS", "0", 1);
     setenv("CPPROF_SERVICE_DEBUG", "1,0", 1);
     cpprof_service *s;
@@ -287,7 +291,7 @@ static void test_from_env(void **state)
     assert_int_equal(cpprof_service_start(s), 0);
     assert_int_equal(cpprof_service_stop(s), 0);
     assert_int_equal(check_files(tmp, "test.svc", 1), 1);
-    assert_int_equal(list_files(tmp, "heap", NULL), 1);
+    assert_int_equal(check_files(tmp, "test.svc2", 0), 1);
     cpprof_service_free(s);
 
     setenv("CPPROF_SERVICE_ENABLED", "0", 1);
@@ -302,7 +306,7 @@ static void test_from_env(void **state)
         {"CPPROF_SERVICE_INTERVALS", "1,x"},
         {"CPPROF_SERVICE_DEBUG", "-1"},
         {"CPPROF_SERVICE_RETENTION", "1,2"},
-        {"CPPROF_SERVICE_PROFILES", "heap,nonexistent"},
+        {"CPPROF_SERVICE_PROFILES", "test.svc,nonexistent"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         setenv("CPPROF_SERVICE_ENABLED", "1", 1);
