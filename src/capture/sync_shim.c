@@ -427,6 +427,28 @@ FENCE static int lock_try(enum lock_op op, void *o)
     return EINVAL;
 }
 
+/*
+ * glibc's trylock of a robust mutex left unrecoverable (its owner died
+ * and it was unlocked without pthread_mutex_consistent) returns
+ * ENOTRECOVERABLE but leaves the lock word held, so every later lock
+ * would hang; the real lock alone returns ENOTRECOVERABLE cleanly.  Such
+ * a mutex is recognised by glibc's owner marker (a value no thread id
+ * takes) and goes straight to the real call.
+ */
+#define GLIBC_OWNER_NOTRECOVERABLE 0x7ffffffe
+static bool mutex_unrecoverable(enum lock_op op, void *o)
+{
+#ifdef __GLIBC__
+    if (op == OP_MUTEX || op == OP_MUTEX_TIMED || op == OP_MUTEX_CLOCK) {
+        const volatile int *owner = &((pthread_mutex_t *)o)->__data.__owner;
+        return *owner == GLIBC_OWNER_NOTRECOVERABLE;
+    }
+#endif
+    (void)op;
+    (void)o;
+    return false;
+}
+
 /* A deadline the real call would accept without complaint.  Anything
  * else goes straight to the real call, so its error (or its crash on
  * NULL) is exactly the real one. */
@@ -448,6 +470,8 @@ FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
     if (timed && !deadline_ok(clocked, clk, ts))
         return lock_real(op, o, clk, ts);
 
+    if (mutex_unrecoverable(op, o))
+        return lock_real(op, o, clk, ts);
     int r = lock_try(op, o);
     if (r == 0 || r == EOWNERDEAD)
         return r; /* uncontended: no clock, no table */
