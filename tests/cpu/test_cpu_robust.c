@@ -178,7 +178,8 @@ static void blocked_read_during_profile(bool itimer)
     const void *data = cpprof_writer_data(w, &len);
     cp_decoded *d;
     assert_int_equal(cp_decode(data, len, &d), 0);
-    assert_true(cp_decoded_total(d, 0) > 50); /* it did sample */
+    /* It did sample (setitimer loses expirations under load: few). */
+    assert_true(cp_decoded_total(d, 0) > 10);
     bool said = false;
     for (size_t i = 0; i < d->ncomments; i++)
         said |= strstr(d->comments[i], itimer ? "setitimer" : "timer_create")
