@@ -198,6 +198,18 @@ static void test_named_profile(void **state)
     assert_non_null(strstr(top, "group_setup"));
     free(top);
 
+    /* The heap profile straight from the server, where the sampler is in
+     * the build (not under sanitizers). */
+    r = http_get(tmp, port, "heap");
+    if (!not_available(&r)) {
+        assert_int_equal(r.status, 200);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/debug/pprof/heap", port);
+        top = cpt_pprof("-sample_index=alloc_space -top", url);
+        assert_non_null(strstr(top, "Type: alloc_space"));
+        free(top);
+    }
+    http_reply_free(&r);
+
     /* debug=1: text with the count; gc=1 is accepted and changes nothing. */
     r = http_get(tmp, port, "test.widgets?debug=1&gc=1");
     assert_int_equal(r.status, 200);
