@@ -74,7 +74,8 @@ static void test_bad_rate_env_is_reported_not_fatal(void **state)
                            "/bin/echo fine", lib());
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "fine"));
-    assert_non_null(strstr(out, "ignoring CPPROF_MEMPROFILERATE=lots"));
+    assert_non_null(strstr(out, "CPPROF_MEMPROFILERATE"));
+    assert_non_null(strstr(out, "lots"));
     free(out);
 }
 
