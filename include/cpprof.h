@@ -27,11 +27,7 @@ extern "C" {
 #define CPPROF_VERSION_MINOR 1
 #define CPPROF_VERSION_PATCH 0
 
-#if defined(__GNUC__)
-#define CPPROF_EXPORT __attribute__((visibility("default")))
-#else
-#define CPPROF_EXPORT
-#endif
+#include <cpprof/export.h>
 
 /* ---------------------------------------------------------------- errors */
 

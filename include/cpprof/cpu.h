@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cpprof/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,19 +24,19 @@ struct cpprof_writer;
 
 /* Sampling rate in Hz for the next start (default 100).  -ERANGE outside
  * 1..10000, -EBUSY while profiling runs. */
-int cpprof_cpu_set_rate(int hz);
+CPPROF_EXPORT int cpprof_cpu_set_rate(int hz);
 /* Starts profiling every thread into w (which must stay open until stop).
  * -EBUSY ("cpu profiling already in use") when already running, and also
  * when the program installed its own SIGPROF handler (it is not replaced;
  * see docs/cpu.md).  -EINVAL for a NULL writer or a bad CPPROF_UNWIND. */
-int cpprof_cpu_start(struct cpprof_writer *w);
+CPPROF_EXPORT int cpprof_cpu_start(struct cpprof_writer *w);
 /* Stops profiling; returns after the whole profile has been written, with
  * the writer's error if any.  0 (no-op) when not running.  No sample is
  * taken after it returns.  In a fork child of a profiled process,
  * profiling is off (the child has no timers) and stop is a no-op. */
-int cpprof_cpu_stop(void);
+CPPROF_EXPORT int cpprof_cpu_stop(void);
 /* Whether CPU profiling is running now. */
-bool cpprof_cpu_running(void);
+CPPROF_EXPORT bool cpprof_cpu_running(void);
 
 /* How the SIGPROF handler walks stacks (default CPPROF_CPU_UNWIND_AUTO). */
 enum cpprof_cpu_unwind {
@@ -47,7 +49,7 @@ enum cpprof_cpu_unwind {
 /* Chooses the unwinder for the next start.  -EINVAL for an unknown mode,
  * -EBUSY while profiling runs.  The CPPROF_UNWIND environment variable
  * (auto, fp, dwarf) sets the initial choice. */
-int cpprof_cpu_set_unwind(int mode);
+CPPROF_EXPORT int cpprof_cpu_set_unwind(int mode);
 
 /*
  * Profiler labels (Go's pprof.Labels, SetGoroutineLabels, Do and Label).
@@ -61,13 +63,13 @@ int cpprof_cpu_set_unwind(int mode);
 
 /* Sets key to value on the calling thread (value NULL removes key).
  * -EINVAL for a NULL or empty key, -ENOMEM. */
-int cpprof_labels_set(const char *key, const char *value);
+CPPROF_EXPORT int cpprof_labels_set(const char *key, const char *value);
 /* Copies key's value into buf (NUL-terminated, truncated to len-1) and
  * returns its full length; -ENOENT when the key is not set, -EINVAL for a
  * NULL or empty key or a NULL buf with len > 0. */
-int cpprof_labels_get(const char *key, char *buf, size_t len);
+CPPROF_EXPORT int cpprof_labels_get(const char *key, char *buf, size_t len);
 /* Removes every label of the calling thread. */
-void cpprof_labels_clear(void);
+CPPROF_EXPORT void cpprof_labels_clear(void);
 /*
  * Runs fn(arg) with the calling thread's labels extended by kv, a
  * NULL-terminated list of key, value pairs ({"k1", "v1", "k2", "v2",
@@ -76,7 +78,7 @@ void cpprof_labels_clear(void);
  * called) for NULL fn or kv, an odd list, or a NULL or empty key;
  * -ENOMEM.  Nests: each level sees the labels of the levels around it.
  */
-int cpprof_labels_do(const char *const *kv, void (*fn)(void *arg),
+CPPROF_EXPORT int cpprof_labels_do(const char *const *kv, void (*fn)(void *arg),
                      void *arg);
 
 #ifdef __cplusplus

@@ -16,12 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef CPPROF_EXPORT
-#if defined(__GNUC__)
-#define CPPROF_EXPORT __attribute__((visibility("default")))
-#else
-#define CPPROF_EXPORT
-#endif
+#include <cpprof/export.h>
 #endif
 
 #ifdef __cplusplus
