@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include <cpprof/export.h>
-#endif
 
 #ifdef __cplusplus
 extern "C" {
