@@ -21,6 +21,10 @@
 /* Provided by the samplers, called by capture/thread_shim.c. */
 void cp_cpu_thread_start(void);   /* profiles/cpu.c: arm this thread */
 void cp_cpu_thread_exit(void);    /* profiles/cpu.c: disarm, free timer */
+/* capture/trace_events.c: thread start/exit instants for a running trace
+ * (async-signal-safe; one relaxed load when not tracing). */
+void cp_trace_thread_start(void);
+void cp_trace_thread_exit(void);
 /* profiles/threadcreate.c: a thread was created from this stack. */
 void cp_threadcreate_record(const uintptr_t *pcs, size_t depth);
 

@@ -88,6 +88,7 @@ static void slot_release(int i)
 
 static void thread_exit_hooks(void *unused)
 {
+    cp_trace_thread_exit();
     cp_cpu_thread_exit();
     cp_label_set_release(cp_labels_swap(NULL));
 }
@@ -99,6 +100,7 @@ static void *shim_trampoline(void *p)
     slot_release(i);
     cp_labels_swap(s.labels);
     cp_cpu_thread_start();
+    cp_trace_thread_start();
     void *ret;
     pthread_cleanup_push(thread_exit_hooks, NULL);
     ret = s.start(s.arg);

@@ -1,7 +1,7 @@
 /*
  * capture/trace_events.c - the execution tracer's per-thread event rings
  * (capture/trace_ring.h) and the hooks other samplers call
- * (capture/trace_events.h, capture/trace_thread.h).
+ * (capture/trace_events.h, capture/thread_hooks.h).
  *
  * Called by: the annotation API (src/trace/annotate.c), the sync
  * interposition (cp_trace_wait_event), the SIGPROF handler
@@ -35,7 +35,7 @@
 
 #include "capture/trace_events.h"
 #include "capture/trace_ring.h"
-#include "capture/trace_thread.h"
+#include "capture/thread_hooks.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
