@@ -72,9 +72,12 @@ static struct {
     _Atomic uint32_t nrecs[CP_SYNC_NKINDS];
     _Alignas(64) _Atomic uint64_t wkeys[WAIT_SLOTS];
     sync_wait_time wtimes[WAIT_SLOTS];
-    _Alignas(64) _Atomic uint64_t waiting; /* registered waiters, all slots */
-    _Atomic uint64_t base_ns;               /* time of the first wait */
+    _Atomic uint64_t base_ns; /* time of the first wait */
 } sync_tables;
+
+/* Registered waiters, all slots: read by every profiled unlock, so it
+ * lives alone on its cache line, outside the tables. */
+_Alignas(64) _Atomic uint64_t cp_sync_waiting;
 
 uint64_t cp_sync_now(void)
 {
@@ -238,7 +241,7 @@ int cp_sync_wait_begin(const void *addr, uint64_t t0)
         return -1;
     atomic_fetch_add_explicit(&sync_tables.wtimes[slot].sum,
                               (to_units(t0) << 8) + 1, memory_order_acq_rel);
-    atomic_fetch_add_explicit(&sync_tables.waiting, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cp_sync_waiting, 1, memory_order_relaxed);
     return slot;
 }
 
@@ -266,14 +269,14 @@ void cp_sync_wait_end(int slot, uint64_t t0)
     }
     atomic_fetch_sub_explicit(&sync_tables.wkeys[slot], 1,
                               memory_order_acq_rel);
-    atomic_fetch_sub_explicit(&sync_tables.waiting, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cp_sync_waiting, 1, memory_order_relaxed);
 }
 
 uint64_t cp_sync_release(const void *addr, uint64_t *waiters)
 {
     *waiters = 0;
     /* The common case: nobody in the process waits on anything. */
-    if (atomic_load_explicit(&sync_tables.waiting, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&cp_sync_waiting, memory_order_relaxed) == 0)
         return 0;
     uint64_t a = (uintptr_t)addr;
     if (a == 0 || (a >> WAIT_ADDR_BITS) != 0)

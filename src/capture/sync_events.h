@@ -20,6 +20,7 @@
 #ifndef CP_CAPTURE_SYNC_EVENTS_H
 #define CP_CAPTURE_SYNC_EVENTS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,12 @@ void cp_sync_wait_end(int slot, uint64_t t0);
  * once.  Costs one load when no thread in the process is waiting.
  */
 uint64_t cp_sync_release(const void *addr, uint64_t *waiters);
+
+/* (fence) Threads now registered as waiting, process-wide: the unlock
+ * fast path reads this one word and skips cp_sync_release when it is 0. */
+extern _Atomic uint64_t cp_sync_waiting;
+#define cp_sync_anyone_waiting() \
+    (atomic_load_explicit(&cp_sync_waiting, memory_order_relaxed) != 0)
 
 /* ---- readers (normal context) ---- */
 

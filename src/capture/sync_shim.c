@@ -56,11 +56,6 @@ extern const char __start_cpprof_sync_text[] __attribute__((visibility("hidden")
 extern const char __stop_cpprof_sync_text[] __attribute__((visibility("hidden")));
 extern void *__libc_stack_end; /* top of the main thread's stack (ld.so) */
 
-/* glibc's own exported aliases: used only if the real lock functions are
- * needed while dlsym is still resolving them (dlsym -> malloc -> lock). */
-extern int __pthread_mutex_lock(pthread_mutex_t *) __attribute__((weak));
-extern int __pthread_mutex_unlock(pthread_mutex_t *) __attribute__((weak));
-
 enum { F_BLOCK = 1, F_MUTEX = 2, F_TRACE = 4 };
 
 typedef int (*fn_m)(pthread_mutex_t *);
@@ -84,63 +79,59 @@ typedef int (*fn_spin)(pthread_spinlock_t *);
 
 /*
  * The real functions: X(field, type, symbol, version, params, args,
- * fallback, what to return when no real function exists).
+ * what to return when no real function exists).
  */
 #define ENOSYS_RC ENOSYS
 #define ENOSYS_ERRNO (errno = ENOSYS, -1)
 #define SYNC_REALS(X)                                                         \
-    X(mutex_lock, fn_m, "pthread_mutex_lock", NULL, (pthread_mutex_t *m),    \
-      (m), __pthread_mutex_lock, ENOSYS_RC)                                   \
+    X(mutex_lock, fn_m, "pthread_mutex_lock", NULL,                           \
+      (pthread_mutex_t *m), (m), ENOSYS_RC)                                   \
     X(mutex_timedlock, fn_m_ts, "pthread_mutex_timedlock", NULL,              \
-      (pthread_mutex_t *m, const struct timespec *ts), (m, ts), NULL,         \
-      ENOSYS_RC)                                                              \
+      (pthread_mutex_t *m, const struct timespec *ts), (m, ts), ENOSYS_RC)    \
     X(mutex_clocklock, fn_m_clk, "pthread_mutex_clocklock", NULL,             \
       (pthread_mutex_t *m, clockid_t c, const struct timespec *ts),           \
-      (m, c, ts), NULL, ENOSYS_RC)                                            \
+      (m, c, ts), ENOSYS_RC)                                                  \
     X(mutex_unlock, fn_m, "pthread_mutex_unlock", NULL,                       \
-      (pthread_mutex_t *m), (m), __pthread_mutex_unlock, ENOSYS_RC)           \
+      (pthread_mutex_t *m), (m), ENOSYS_RC)                                   \
     X(rwlock_rdlock, fn_rw, "pthread_rwlock_rdlock", NULL,                    \
-      (pthread_rwlock_t *l), (l), NULL, ENOSYS_RC)                            \
+      (pthread_rwlock_t *l), (l), ENOSYS_RC)                                  \
     X(rwlock_wrlock, fn_rw, "pthread_rwlock_wrlock", NULL,                    \
-      (pthread_rwlock_t *l), (l), NULL, ENOSYS_RC)                            \
+      (pthread_rwlock_t *l), (l), ENOSYS_RC)                                  \
     X(rwlock_timedrdlock, fn_rw_ts, "pthread_rwlock_timedrdlock", NULL,       \
-      (pthread_rwlock_t *l, const struct timespec *ts), (l, ts), NULL,        \
-      ENOSYS_RC)                                                              \
+      (pthread_rwlock_t *l, const struct timespec *ts), (l, ts), ENOSYS_RC)   \
     X(rwlock_timedwrlock, fn_rw_ts, "pthread_rwlock_timedwrlock", NULL,       \
-      (pthread_rwlock_t *l, const struct timespec *ts), (l, ts), NULL,        \
-      ENOSYS_RC)                                                              \
+      (pthread_rwlock_t *l, const struct timespec *ts), (l, ts), ENOSYS_RC)   \
     X(rwlock_clockrdlock, fn_rw_clk, "pthread_rwlock_clockrdlock", NULL,      \
       (pthread_rwlock_t *l, clockid_t c, const struct timespec *ts),          \
-      (l, c, ts), NULL, ENOSYS_RC)                                            \
+      (l, c, ts), ENOSYS_RC)                                                  \
     X(rwlock_clockwrlock, fn_rw_clk, "pthread_rwlock_clockwrlock", NULL,      \
       (pthread_rwlock_t *l, clockid_t c, const struct timespec *ts),          \
-      (l, c, ts), NULL, ENOSYS_RC)                                            \
+      (l, c, ts), ENOSYS_RC)                                                  \
     X(rwlock_unlock, fn_rw, "pthread_rwlock_unlock", NULL,                    \
-      (pthread_rwlock_t *l), (l), NULL, ENOSYS_RC)                            \
+      (pthread_rwlock_t *l), (l), ENOSYS_RC)                                  \
     X(cond_wait, fn_cw, "pthread_cond_wait", "GLIBC_2.3.2",                   \
-      (pthread_cond_t *c, pthread_mutex_t *m), (c, m), NULL, ENOSYS_RC)       \
+      (pthread_cond_t *c, pthread_mutex_t *m), (c, m), ENOSYS_RC)             \
     X(cond_timedwait, fn_ctw, "pthread_cond_timedwait", "GLIBC_2.3.2",        \
       (pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *ts),     \
-      (c, m, ts), NULL, ENOSYS_RC)                                            \
+      (c, m, ts), ENOSYS_RC)                                                  \
     X(cond_clockwait, fn_ccw, "pthread_cond_clockwait", NULL,                 \
       (pthread_cond_t *c, pthread_mutex_t *m, clockid_t k,                    \
        const struct timespec *ts),                                            \
-      (c, m, k, ts), NULL, ENOSYS_RC)                                         \
-    X(sem_wait, fn_sem, "sem_wait", NULL, (sem_t *s), (s), NULL,              \
-      ENOSYS_ERRNO)                                                           \
+      (c, m, k, ts), ENOSYS_RC)                                               \
+    X(sem_wait, fn_sem, "sem_wait", NULL, (sem_t *s), (s), ENOSYS_ERRNO)      \
     X(sem_timedwait, fn_sem_ts, "sem_timedwait", NULL,                        \
-      (sem_t *s, const struct timespec *ts), (s, ts), NULL, ENOSYS_ERRNO)     \
+      (sem_t *s, const struct timespec *ts), (s, ts), ENOSYS_ERRNO)           \
     X(sem_clockwait, fn_sem_clk, "sem_clockwait", NULL,                       \
-      (sem_t *s, clockid_t c, const struct timespec *ts), (s, c, ts), NULL,   \
+      (sem_t *s, clockid_t c, const struct timespec *ts), (s, c, ts),         \
       ENOSYS_ERRNO)                                                           \
     X(join, fn_join, "pthread_join", NULL, (pthread_t t, void **r), (t, r),   \
-      NULL, ENOSYS_RC)                                                        \
+      ENOSYS_RC)                                                              \
     X(barrier_wait, fn_bar, "pthread_barrier_wait", NULL,                     \
-      (pthread_barrier_t *b), (b), NULL, ENOSYS_RC)                           \
+      (pthread_barrier_t *b), (b), ENOSYS_RC)                                 \
     X(spin_lock, fn_spin, "pthread_spin_lock", NULL,                          \
-      (pthread_spinlock_t *s), (s), NULL, ENOSYS_RC)
+      (pthread_spinlock_t *s), (s), ENOSYS_RC)
 
-#define X_PROTO(f, t, sym, ver, params, args, fb, miss) \
+#define X_PROTO(f, t, sym, ver, params, args, miss) \
     static int stub_##f params;
 SYNC_REALS(X_PROTO)
 
@@ -150,12 +141,12 @@ static struct {
     _Atomic int64_t block_rate;  /* ns; <= 0 off */
     _Atomic int mutex_fraction;  /* 0 off */
     struct {
-#define X_FIELD(f, t, sym, ver, params, args, fb, miss) _Atomic(t) f;
+#define X_FIELD(f, t, sym, ver, params, args, miss) _Atomic(t) f;
         SYNC_REALS(X_FIELD)
     } real;
 } sync_state = {
     .real = {
-#define X_INIT(f, t, sym, ver, params, args, fb, miss) .f = stub_##f,
+#define X_INIT(f, t, sym, ver, params, args, miss) .f = stub_##f,
         SYNC_REALS(X_INIT)
     },
 };
@@ -164,7 +155,6 @@ static struct {
 static __thread struct {
     uint64_t rng;       /* xorshift state, seeded on first use */
     int64_t mutex_left; /* events until the next mutex sample; 0 unset */
-    int resolving;      /* inside dlsym for a real function */
 } sync_tls __attribute__((tls_model("initial-exec")));
 
 #define REAL(f) atomic_load_explicit(&sync_state.real.f, memory_order_relaxed)
@@ -180,27 +170,21 @@ static __thread struct {
 static void *sync_resolve(const char *sym, const char *version)
 {
     void *p = NULL;
-    sync_tls.resolving++;
     if (version != NULL)
         p = dlvsym(RTLD_NEXT, sym, version);
     if (p == NULL)
         p = dlsym(RTLD_NEXT, sym);
-    sync_tls.resolving--;
     return p;
 }
 
-/* First call of each real function: resolve, remember, call.  Re-entry
- * while resolving (dlsym allocating, the allocator locking) uses glibc's
- * exported alias when there is one. */
-#define X_STUB(f, t, sym, ver, params, args, fb, miss)                        \
+/* First call of each real function: resolve, remember, call.  Threads
+ * racing here all store the same pointer.  dlsym may allocate; the heap
+ * shim serves that without taking any pthread lock, so resolution never
+ * re-enters itself. */
+#define X_STUB(f, t, sym, ver, params, args, miss)                            \
     static int stub_##f params                                                \
     {                                                                         \
-        t fallback = (t)(fb);                                                 \
-        if (sync_tls.resolving && fallback != NULL)                           \
-            return fallback args;                                             \
         t fn = (t)sync_resolve(sym, ver);                                     \
-        if (fn == NULL)                                                       \
-            fn = fallback;                                                    \
         if (fn == NULL)                                                       \
             return miss;                                                      \
         atomic_store_explicit(&sync_state.real.f, fn, memory_order_relaxed);  \
@@ -436,7 +420,7 @@ FENCE static int lock_try(enum lock_op op, void *o)
  * takes) and goes straight to the real call.
  */
 #define GLIBC_OWNER_NOTRECOVERABLE 0x7ffffffe
-static bool mutex_unrecoverable(enum lock_op op, void *o)
+static inline bool mutex_unrecoverable(enum lock_op op, void *o)
 {
 #ifdef __GLIBC__
     if (op == OP_MUTEX || op == OP_MUTEX_TIMED || op == OP_MUTEX_CLOCK) {
@@ -518,6 +502,10 @@ INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
 {
     if (LIKELY(load_flags() == 0))
         return REAL(mutex_lock)(m);
+    /* Profiling: an uncontended lock is one successful trylock. */
+    if (LIKELY(!mutex_unrecoverable(OP_MUTEX, m) &&
+               pthread_mutex_trylock(m) == 0))
+        return 0;
     return lock_slow(OP_MUTEX, m, 0, NULL);
 }
 
@@ -540,7 +528,7 @@ INTERPOSE int pthread_mutex_clocklock(pthread_mutex_t *restrict m,
 
 INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-    if (LIKELY((load_flags() & F_MUTEX) == 0))
+    if (LIKELY((load_flags() & F_MUTEX) == 0 || !cp_sync_anyone_waiting()))
         return REAL(mutex_unlock)(m);
     return unlock_slow(m, false);
 }
@@ -595,7 +583,7 @@ INTERPOSE int pthread_rwlock_clockwrlock(pthread_rwlock_t *restrict l,
 
 INTERPOSE int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
-    if (LIKELY((load_flags() & F_MUTEX) == 0))
+    if (LIKELY((load_flags() & F_MUTEX) == 0 || !cp_sync_anyone_waiting()))
         return REAL(rwlock_unlock)(l);
     return unlock_slow(l, true);
 }

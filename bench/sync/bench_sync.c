@@ -1,0 +1,177 @@
+/*
+ * bench/sync/bench_sync.c - cost of the pthread interposition behind the
+ * block and mutex profiles (issue 5).  One command, three measurements:
+ *
+ *   1. uncontended lock+unlock, ns per pair: glibc's functions called
+ *      through pointers from dlsym(RTLD_NEXT) (bypassing the
+ *      interposers linked into this executable) vs the interposed calls
+ *      with both profiles off vs on (block rate 1, mutex fraction 1);
+ *   2. contended throughput: THREADS threads increment a counter under
+ *      one mutex for a fixed CPU-clock budget, lock pairs per second
+ *      with profiles off vs mutex fraction 1 (vs fraction 1 + block 1);
+ *
+ * Each configuration runs REPS times interleaved and the median is kept,
+ * so a noisy neighbour on a shared machine skews all of them alike.
+ * Usage: bench_sync [iterations] [contended_ms]
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cpprof.h"
+
+#define REPS 5
+#define THREADS 4
+
+static int (*glibc_lock)(pthread_mutex_t *);
+static int (*glibc_unlock)(pthread_mutex_t *);
+
+static double now_s(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* ns per uncontended lock+unlock pair, measured on this thread's CPU
+ * clock. */
+static double uncontended(long iters, int direct)
+{
+    double t0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+    if (direct) {
+        for (long i = 0; i < iters; i++) {
+            glibc_lock(&mu);
+            glibc_unlock(&mu);
+        }
+    } else {
+        for (long i = 0; i < iters; i++) {
+            pthread_mutex_lock(&mu);
+            pthread_mutex_unlock(&mu);
+        }
+    }
+    return (now_s(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9 / (double)iters;
+}
+
+static struct {
+    _Atomic int stop;
+    long counter;
+    int outside; /* loop iterations of work between critical sections */
+} ct;
+
+static void *contender(void *arg)
+{
+    long *mine = arg;
+    while (!atomic_load_explicit(&ct.stop, memory_order_relaxed)) {
+        pthread_mutex_lock(&mu);
+        ct.counter++;
+        for (volatile int k = 0; k < 50; k++) {
+        }
+        pthread_mutex_unlock(&mu);
+        for (volatile int k = 0; k < ct.outside; k++) {
+        }
+        (*mine)++;
+    }
+    return NULL;
+}
+
+/* Lock pairs per second of wall time over ms milliseconds. */
+static double contended(int ms)
+{
+    pthread_t th[THREADS];
+    long done[THREADS] = {0};
+    atomic_store(&ct.stop, 0);
+    double t0 = now_s(CLOCK_MONOTONIC);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, contender, &done[i]);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(&ct.stop, 1);
+    long total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        total += done[i];
+    }
+    return (double)total / (now_s(CLOCK_MONOTONIC) - t0);
+}
+
+static void profiles(int block, int fraction)
+{
+    cpprof_set_block_profile_rate(block);
+    cpprof_set_mutex_profile_fraction(fraction);
+}
+
+int main(int argc, char **argv)
+{
+    long iters = argc > 1 ? atol(argv[1]) : 20000000L;
+    int ms = argc > 2 ? atoi(argv[2]) : 500;
+    double direct[REPS], off[REPS], on[REPS];
+    double c_off[REPS], c_mutex[REPS], c_both[REPS];
+
+    glibc_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT,
+                                                   "pthread_mutex_lock");
+    glibc_unlock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT,
+                                                     "pthread_mutex_unlock");
+    if (glibc_lock == NULL || glibc_unlock == NULL)
+        return 1;
+    uncontended(iters / 10, 1); /* warm up, resolve the real functions */
+    uncontended(iters / 10, 0);
+    for (int r = 0; r < REPS; r++) {
+        profiles(0, 0);
+        direct[r] = uncontended(iters, 1);
+        off[r] = uncontended(iters, 0);
+        profiles(1, 1);
+        on[r] = uncontended(iters, 0);
+        profiles(0, 0);
+    }
+    double d = median(direct, REPS), f = median(off, REPS),
+           n = median(on, REPS);
+    printf("uncontended lock+unlock (median of %d x %ld pairs, thread CPU "
+           "time):\n", REPS, iters);
+    printf("  glibc direct                  %6.2f ns\n", d);
+    printf("  interposed, profiles off      %6.2f ns  (%+.2f ns)\n", f, f - d);
+    printf("  interposed, block 1 + mutex 1 %6.2f ns  (%+.2f ns)\n", n, n - d);
+
+    static const struct { const char *name; int outside; } loads[] = {
+        {"tight (50-iteration critical section, nothing outside)", 0},
+        {"moderate (same, 2000 iterations of work outside)", 2000},
+    };
+    for (int l = 0; l < 2; l++) {
+        ct.outside = loads[l].outside;
+        for (int r = 0; r < REPS; r++) {
+            profiles(0, 0);
+            c_off[r] = contended(ms);
+            profiles(0, 1);
+            c_mutex[r] = contended(ms);
+            profiles(1, 1);
+            c_both[r] = contended(ms);
+            profiles(0, 0);
+        }
+        double co = median(c_off, REPS), cm = median(c_mutex, REPS),
+               cb = median(c_both, REPS);
+        printf("contended, %s: %d threads, one mutex (median of %d x %d ms):\n",
+               loads[l].name, THREADS, REPS, ms);
+        printf("  profiles off                  %10.0f pairs/s\n", co);
+        printf("  mutex fraction 1              %10.0f pairs/s  (%+.1f%%)\n",
+               cm, (cm - co) / co * 100);
+        printf("  mutex 1 + block rate 1        %10.0f pairs/s  (%+.1f%%)\n",
+               cb, (cb - co) / co * 100);
+    }
+    return 0;
+}
