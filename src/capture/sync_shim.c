@@ -444,6 +444,9 @@ static bool deadline_ok(bool has_clock, clockid_t clk,
     return ts != NULL && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
 }
 
+static int lock_contended(enum lock_op op, void *o, clockid_t clk,
+                          const struct timespec *ts);
+
 /* Profiling is on: acquire, and if that meant waiting, account for it. */
 FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
                            const struct timespec *ts)
@@ -461,7 +464,14 @@ FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
         return r; /* uncontended: no clock, no table */
     if (r != EBUSY)
         return lock_real(op, o, clk, ts); /* the real call's own error */
+    return lock_contended(op, o, clk, ts);
+}
 
+/* The trylock said EBUSY: wait in the real call and account for it. */
+FENCE static int lock_contended(enum lock_op op, void *o, clockid_t clk,
+                                const struct timespec *ts)
+{
+    int r;
     int saved = errno;
     int flags = load_flags();
     uint64_t t0 = cp_sync_now();
@@ -503,10 +513,14 @@ INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
     if (LIKELY(load_flags() == 0))
         return REAL(mutex_lock)(m);
     /* Profiling: an uncontended lock is one successful trylock. */
-    if (LIKELY(!mutex_unrecoverable(OP_MUTEX, m) &&
-               pthread_mutex_trylock(m) == 0))
-        return 0;
-    return lock_slow(OP_MUTEX, m, 0, NULL);
+    if (mutex_unrecoverable(OP_MUTEX, m))
+        return REAL(mutex_lock)(m);
+    int r = pthread_mutex_trylock(m);
+    if (LIKELY(r == 0) || r == EOWNERDEAD)
+        return r;
+    if (r != EBUSY)
+        return REAL(mutex_lock)(m); /* the real call's own error */
+    return lock_contended(OP_MUTEX, m, 0, NULL);
 }
 
 INTERPOSE int pthread_mutex_timedlock(pthread_mutex_t *restrict m,
