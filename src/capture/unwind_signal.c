@@ -1,82 +1,88 @@
 /*
- * capture/unwind_signal.c - stack capture from inside a signal handler.
+ * capture/unwind_signal.c - stack capture from inside a signal handler or
+ * an interposed allocator call.
  *
- * Implements capture/unwind_signal.h for the CPU profiler's SIGPROF handler
- * and the threads profile's stack-dump handler.
+ * Implements capture/unwind_signal.h for the CPU profiler's SIGPROF
+ * handler, the threads profile's stack-dump handler and the heap
+ * sampler's malloc shim.  Owned by the unwinder area.
  *
- * ASYNC-SIGNAL-SAFE (cp_unwind_signal): no allocation, no locks that a
- * non-signal path can hold, no dl_iterate_phdr, errno preserved, and no
- * read of memory that is not known to be mapped:
+ * ASYNC-SIGNAL-SAFE (cp_unwind_signal, cp_unwind_self): no allocation, no
+ * locks that a non-signal path can hold, no dl_iterate_phdr, errno
+ * preserved, and no read of memory that is not known to be mapped:
  *
- *   - The frame-pointer walk reads only inside the interrupted thread's
- *     stack, [interrupted sp, stack top), and requires the chain to grow
- *     strictly upwards, so a corrupt chain ends the walk instead of
- *     faulting or looping.
- *   - The DWARF walk runs libunwind's *generic* (remote-style) unwinder
- *     over our own accessors: registers come from the ucontext, every
- *     memory word is read only if it lies in the thread's stack or in a
- *     loaded object's segment, and unwind tables are found in an
- *     address-range table built here in normal context (cp_unwind_refresh)
- *     from dl_iterate_phdr and /proc/self/maps.  libunwind's own local
- *     unwinder would call dl_iterate_phdr (the loader lock) on every step;
- *     this one never does.  The generic unwinder lives in
- *     libunwind-x86_64.so, which is loaded with dlopen at first prepare
- *     (normal context) so the build needs no extra link dependency; when it
- *     is missing every mode falls back to frame pointers.  libunwind's
- *     internal pool and rule cache take their locks with all signals
- *     blocked, so the interrupted thread can never hold them (they are
- *     the one exception to "no locks", and why a DWARF walk costs about
- *     0.7 us a frame: two sigprocmask calls per step).
+ *   - Stack reads stay inside the interrupted thread's stack,
+ *     [interrupted sp, stack top).  The top comes from the thread's
+ *     prepared bounds (pthread_getattr_np, normal context), else from the
+ *     /proc/self/maps snapshot in the address table, else from one scan
+ *     of /proc/self/maps with open/read (async-signal-safe, no
+ *     allocation; a few times per thread at most).
+ *   - The CFI walk (the default for CP_UNWIND_DWARF and AUTO) is our own:
+ *     capture/unwind_cfi.c resolves the rule at each PC from the object's
+ *     .eh_frame_hdr, reading only inside that object's mapped segment, and
+ *     caches it in a lock-free table; each step then costs a cache probe
+ *     and two or three stack reads.  Every step must move the stack
+ *     pointer up (or cross a signal frame), so a corrupt stack ends the
+ *     walk.  Signal trampolines (__restore_rt) are crossed by reading the
+ *     kernel's ucontext on the stack.
+ *   - What the CFI walk cannot interpret (no FDE, an unsupported
+ *     expression) falls back to libunwind's *generic* (remote-style)
+ *     unwinder over our own bounds-checked accessors, when it is
+ *     installed: it takes its pool/cache locks with all signals blocked
+ *     (two sigprocmask calls per frame), so the interrupted thread can
+ *     never hold them.  It is loaded with dlopen at first prepare (normal
+ *     context) so the build needs no link dependency.
+ *   - The frame-pointer walk requires the chain to climb strictly inside
+ *     the stack bounds.
+ *
+ * Loaded objects and their unwind tables come from an address-range
+ * table built here in normal context (cp_unwind_refresh) from
+ * dl_iterate_phdr and /proc/self/maps, published through an atomic
+ * pointer; a refresh swaps it and frees the old one only after the count
+ * of walks in progress has been seen at zero.  Each table has a new
+ * generation number, which tags the CFI cache entries resolved against
+ * it, so unloading a library invalidates them.
  *
  * Per-thread state is initial-exec TLS (no lazy allocation on first touch
- * inside a handler).  cp_unwind_thread_prepare records the thread's stack
- * bounds and pre-warms libunwind by unwinding once in normal context.
- * Threads that never called it (they existed before profiling started and
- * were not created through our pthread_create shim) are still unwound:
- * their stack bounds come from the /proc/self/maps snapshot in the table.
- *
- * The table is published through an atomic pointer; a refresh swaps it and
- * frees the old one only after the count of handlers inside an unwind has
- * been seen at zero, so a handler never reads a freed table.
+ * inside a handler).
  */
 #include "capture/unwind_signal.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <libunwind.h>
+
+#include "capture/unwind_cfi.h"
+
+#define MAPS_SCANS_PER_THREAD 16
 
 typedef struct cp_range {
     uintptr_t lo, hi;
 } cp_range;
 
-/* A loaded object with an .eh_frame_hdr binary-search table. */
-typedef struct cp_unwind_obj {
-    uintptr_t text_lo, text_hi; /* union of its executable segments */
-    uintptr_t eh_hdr;           /* address of .eh_frame_hdr (segbase) */
-    uintptr_t table;            /* its sorted (initial loc, fde) table */
-    uintptr_t fde_count;
-} cp_unwind_obj;
-
 typedef struct cp_unwind_table {
-    cp_unwind_obj *objs;  /* sorted by text_lo */
+    cp_cfi_obj *objs;     /* objects with .eh_frame_hdr, sorted by text_lo */
     size_t nobjs;
     cp_range *segs;       /* every PT_LOAD segment, page-rounded, sorted */
     size_t nsegs;
     cp_range *stacks;     /* writable anonymous mappings, sorted */
     size_t nstacks;
     unsigned long long adds, subs; /* dl_iterate_phdr counters at build */
+    uint32_t gen;         /* tags the CFI cache entries resolved here */
 } cp_unwind_table;
 
 /* The generic libunwind entry points, resolved with dlsym. */
@@ -92,9 +98,13 @@ static struct {
     pthread_once_t once;
     pthread_mutex_t refresh_lock;    /* serializes refreshes */
     _Atomic(cp_unwind_table *) table;
-    atomic_int readers;              /* handlers inside an unwind now */
-    atomic_int stale;                /* a handler met an unknown address */
-    /* libunwind's generic unwinder (NULL members: FP only). */
+    atomic_int readers;              /* walks in progress now */
+    atomic_int stale;                /* a walk met an unknown address */
+    atomic_uint gen;                 /* last table generation handed out */
+    bool cfi;                        /* own DWARF walk on (not NO_DWARF) */
+    /* Coverage counters (relaxed; see cp_unwind_stats). */
+    _Atomic uint64_t walks, complete, fallbacks, fallback_deeper;
+    /* libunwind's generic unwinder (NULL members: not installed). */
     void *lib;
     unw_addr_space_t as;
     init_remote_fn init_remote;
@@ -107,17 +117,46 @@ static struct {
 };
 
 static __thread struct {
-    uintptr_t stack_lo, stack_hi; /* from pthread_getattr_np; 0 if unknown */
+    uintptr_t stack_lo, stack_hi; /* 0 if unknown */
     volatile sig_atomic_t busy;   /* re-entry guard */
     bool preparing;               /* cp_unwind_thread_prepare running */
+    unsigned char maps_scans;     /* bounded: see bounds_from_maps */
 } unwind_tls __attribute__((tls_model("initial-exec")));
 
-/* What one DWARF walk's accessors need; lives on the handler's stack. */
+/* Registers of one frame, by DWARF number; r[CP_CFI_RA] is the PC. */
+typedef struct regs {
+    uintptr_t r[CP_CFI_NREGS];
+    uint32_t known; /* bit i: r[i] is valid */
+} regs;
+
+#define BIT(reg) (1u << (reg))
+
+/* Frames the libunwind fallback may return in one walk. */
+#define CP_UNWIND_FALLBACK_MAX 128
+
+/* What one libunwind walk's accessors need; lives on the caller's stack. */
 typedef struct walk_ctx {
     const ucontext_t *uc;
     uintptr_t stack_lo, stack_hi;
     const cp_unwind_table *tab;
 } walk_ctx;
+
+/* DWARF register number -> ucontext gregs index. */
+static const unsigned char greg_of[CP_CFI_NREGS] = {
+    [CP_CFI_RAX] = REG_RAX, [CP_CFI_RDX] = REG_RDX, [CP_CFI_RCX] = REG_RCX,
+    [CP_CFI_RBX] = REG_RBX, [CP_CFI_RSI] = REG_RSI, [CP_CFI_RDI] = REG_RDI,
+    [CP_CFI_RBP] = REG_RBP, [CP_CFI_RSP] = REG_RSP, [CP_CFI_R8] = REG_R8,
+    [CP_CFI_R9] = REG_R9,   [CP_CFI_R10] = REG_R10, [CP_CFI_R11] = REG_R11,
+    [CP_CFI_R12] = REG_R12, [CP_CFI_R13] = REG_R13, [CP_CFI_R14] = REG_R14,
+    [CP_CFI_R15] = REG_R15, [CP_CFI_RA] = REG_RIP,
+};
+
+static void regs_from_uc(const ucontext_t *uc, regs *rg)
+{
+    for (int i = 0; i < CP_CFI_NREGS; i++)
+        rg->r[i] = (uintptr_t)uc->uc_mcontext.gregs[greg_of[i]];
+    rg->known = BIT(CP_CFI_NREGS) - 1;
+}
 
 /* ---------------------------------------------------------------- lookup */
 
@@ -137,7 +176,7 @@ static const cp_range *range_find(const cp_range *v, size_t n, uintptr_t addr)
     return NULL;
 }
 
-static const cp_unwind_obj *obj_find(const cp_unwind_table *t, uintptr_t ip)
+static const cp_cfi_obj *obj_find(const cp_unwind_table *t, uintptr_t ip)
 {
     size_t lo = 0, hi = t->nobjs;
     while (lo < hi) {
@@ -152,7 +191,74 @@ static const cp_unwind_obj *obj_find(const cp_unwind_table *t, uintptr_t ip)
     return NULL;
 }
 
-/* The readable stack span [sp, top) of the interrupted thread. */
+static inline int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/*
+ * Async-signal-safe: the readable mapping of /proc/self/maps that holds
+ * addr, read with open/read into a stack buffer and parsed as a stream
+ * (no allocation, no stdio).  false if none or the file is unreadable.
+ */
+static bool bounds_from_maps(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[2048];
+    /* field: 0 start, 1 end, 2 the 'r' permission, 3 rest of the line */
+    int field = 0;
+    uintptr_t a = 0, b = 0;
+    bool found = false, done = false;
+    while (!done) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n && !done; i++) {
+            char c = buf[i];
+            if (c == '\n') {
+                field = 0;
+                a = b = 0;
+                continue;
+            }
+            int v;
+            switch (field) {
+            case 0:
+                if (c == '-')
+                    field = 1;
+                else if ((v = hexval(c)) >= 0)
+                    a = a << 4 | (uintptr_t)v;
+                break;
+            case 1:
+                if (c == ' ')
+                    field = 2;
+                else if ((v = hexval(c)) >= 0)
+                    b = b << 4 | (uintptr_t)v;
+                break;
+            case 2:
+                if (c == 'r' && addr >= a && addr < b) {
+                    *lo = a;
+                    *hi = b;
+                    found = done = true;
+                }
+                field = 3;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    close(fd);
+    return found;
+}
+
+/* The readable stack span [sp, top) of the interrupted thread; empty
+ * when it cannot be known safely. */
 static void stack_bounds(const cp_unwind_table *t, uintptr_t sp,
                          uintptr_t *lo, uintptr_t *hi)
 {
@@ -168,18 +274,42 @@ static void stack_bounds(const cp_unwind_table *t, uintptr_t sp,
     if (r) {
         *lo = sp;
         *hi = r->hi;
-    } else {
-        atomic_store_explicit(&unwind_state.stale, 1, memory_order_relaxed);
+        return;
     }
+    atomic_store_explicit(&unwind_state.stale, 1, memory_order_relaxed);
+    /* A thread born after the snapshot (stack bounds never prepared):
+     * ask the kernel once; bounded per thread so a garbage sp does not
+     * turn every sample into a file read. */
+    if (unwind_tls.maps_scans < MAPS_SCANS_PER_THREAD) {
+        unwind_tls.maps_scans++;
+        uintptr_t mlo, mhi;
+        if (bounds_from_maps(sp, &mlo, &mhi)) {
+            if (!unwind_tls.stack_hi) {
+                unwind_tls.stack_lo = mlo;
+                unwind_tls.stack_hi = mhi;
+            }
+            *lo = sp;
+            *hi = mhi;
+        }
+    }
+}
+
+static inline bool stack_read(uintptr_t addr, uintptr_t lo, uintptr_t hi,
+                              uintptr_t *out)
+{
+    if (addr < lo || hi < sizeof(uintptr_t) || addr > hi - sizeof(uintptr_t))
+        return false;
+    memcpy(out, (const void *)addr, sizeof *out);
+    return true;
 }
 
 /* --------------------------------------------------- frame-pointer walk */
 
-static size_t walk_fp(const ucontext_t *uc, const cp_unwind_table *tab,
+static size_t walk_fp(const regs *rg, const cp_unwind_table *tab,
                       uintptr_t lo, uintptr_t hi, uintptr_t *pcs, size_t n,
                       size_t max)
 {
-    uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+    uintptr_t fp = rg->r[CP_CFI_RBP];
     /* Compilers set up no frame in leaf functions (and none exists yet at
      * a function's first instruction): then rbp is still the caller's and
      * the leaf's return address sits at [sp].  Take [sp] when it is code
@@ -208,14 +338,152 @@ static size_t walk_fp(const ucontext_t *uc, const cp_unwind_table *tab,
     return n;
 }
 
-/* ------------------------------------------------------------ DWARF walk */
+/* -------------------------------------------------------------- CFI walk */
+
+enum walk_status { WALK_END, WALK_FULL, WALK_FAIL };
+
+/* x86-64 rt_sigreturn: mov $15, %rax; syscall (glibc's __restore_rt). */
+static bool is_sigreturn(const cp_cfi_obj *o, uintptr_t pc)
+{
+    static const unsigned char code[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00,
+                                          0x00, 0x00, 0x0f, 0x05 };
+    return pc >= o->text_lo && o->text_hi - pc >= sizeof code &&
+           memcmp((const void *)pc, code, sizeof code) == 0;
+}
+
+/* The rule at pc, from the cache or resolved (and then cached). */
+static bool rule_at(const cp_unwind_table *tab, const cp_cfi_obj *o,
+                    uintptr_t pc, bool exact, cp_cfi_rule *rule)
+{
+    if (cp_cfi_cache_get(pc, exact, tab->gen, rule))
+        return true;
+    if (cp_cfi_resolve(o, pc, exact, rule) != 0) {
+        if (exact || !is_sigreturn(o, pc))
+            return false;
+        memset(rule, 0, sizeof *rule);
+        rule->signal = 1;
+    }
+    cp_cfi_cache_put(pc, exact, tab->gen, rule);
+    return true;
+}
+
+/*
+ * Walks from the frame in rg, appending to pcs[*np..max).  The first PC
+ * is exact (interrupted); the others are return addresses.  WALK_END: the
+ * outermost frame was reached; WALK_FULL: max frames; WALK_FAIL: a frame
+ * the CFI cannot unwind (no FDE, an unsupported rule, a read that would
+ * leave the stack).
+ */
+static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
+                    uintptr_t hi, uintptr_t *pcs, size_t *np, size_t max)
+{
+    size_t n = *np;
+    bool exact = true;
+    int status = WALK_FULL;
+    while (n < max) {
+        uintptr_t pc = rg->r[CP_CFI_RA], sp = rg->r[CP_CFI_RSP];
+        pcs[n++] = pc;
+        const cp_cfi_obj *o = obj_find(tab, exact ? pc : pc - 1);
+        cp_cfi_rule rule;
+        if (!o) {
+            if (!range_find(tab->segs, tab->nsegs, pc))
+                atomic_store_explicit(&unwind_state.stale, 1,
+                                      memory_order_relaxed);
+            status = WALK_FAIL;
+            break;
+        }
+        if (!rule_at(tab, o, pc, exact, &rule)) {
+            status = WALK_FAIL;
+            break;
+        }
+        if (rule.signal) {
+            /* The kernel's rt_sigframe: the ucontext sits at the SP the
+             * handler returned to. */
+            size_t need = offsetof(ucontext_t, uc_mcontext.gregs) +
+                          (REG_RIP + 1) * sizeof(greg_t);
+            if (sp < lo || hi - sp < need) {
+                status = WALK_FAIL;
+                break;
+            }
+            regs_from_uc((const ucontext_t *)sp, rg);
+            exact = true;
+            uintptr_t nsp = rg->r[CP_CFI_RSP];
+            if (rg->r[CP_CFI_RA] == 0) {
+                status = WALK_END;
+                break;
+            }
+            if (nsp < lo || nsp >= hi) { /* it ran on an alternate stack */
+                uintptr_t h = 0;
+                stack_bounds(tab, nsp, &lo, &h);
+                if (h <= lo) {
+                    if (n < max)
+                        pcs[n++] = rg->r[CP_CFI_RA];
+                    status = WALK_FAIL;
+                    break;
+                }
+                hi = h;
+            }
+            continue;
+        }
+        if (!(rg->known & BIT(rule.cfa_reg))) {
+            status = WALK_FAIL;
+            break;
+        }
+        uintptr_t cfa = rg->r[rule.cfa_reg] + (intptr_t)rule.cfa_off;
+        if (rule.cfa_deref && !stack_read(cfa, lo, hi, &cfa)) {
+            status = WALK_FAIL;
+            break;
+        }
+        if (rule.ra_how == CP_CFI_UNDEF) {
+            status = WALK_END;
+            break;
+        }
+        uintptr_t ra;
+        if (cfa <= sp || !stack_read(cfa + (intptr_t)rule.ra_off, lo, hi,
+                                     &ra)) {
+            status = WALK_FAIL;
+            break;
+        }
+        uint32_t known = BIT(CP_CFI_RSP) | BIT(CP_CFI_RA);
+        uintptr_t bp = rg->r[CP_CFI_RBP];
+        bool bp_ok = rg->known & BIT(CP_CFI_RBP);
+        switch (rule.rbp_how) {
+        case CP_CFI_SAME:
+            break;
+        case CP_CFI_AT_CFA:
+            bp_ok = stack_read(cfa + (intptr_t)rule.rbp_off, lo, hi, &bp);
+            break;
+        case CP_CFI_AT_REG:
+            bp_ok = (rg->known & BIT(rule.rbp_reg)) &&
+                    stack_read(rg->r[rule.rbp_reg] + (intptr_t)rule.rbp_off,
+                               lo, hi, &bp);
+            break;
+        default:
+            bp_ok = false;
+            break;
+        }
+        if (ra == 0) { /* a thread's or the process's first frame */
+            status = WALK_END;
+            break;
+        }
+        rg->r[CP_CFI_RSP] = cfa;
+        rg->r[CP_CFI_RA] = ra;
+        rg->r[CP_CFI_RBP] = bp;
+        rg->known = known | (bp_ok ? BIT(CP_CFI_RBP) : 0);
+        exact = false;
+    }
+    *np = n;
+    return status;
+}
+
+/* ------------------------------------------------ libunwind (fallback) */
 
 static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip,
                               unw_proc_info_t *pi, int need_unwind_info,
                               void *arg)
 {
     const walk_ctx *w = arg;
-    const cp_unwind_obj *o = obj_find(w->tab, ip);
+    const cp_cfi_obj *o = obj_find(w->tab, ip);
     if (!o) {
         if (!range_find(w->tab->segs, w->tab->nsegs, ip))
             atomic_store_explicit(&unwind_state.stale, 1,
@@ -268,21 +536,11 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr,
 static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg,
                           unw_word_t *val, int write, void *arg)
 {
-    static const signed char greg_of[] = {
-        [UNW_X86_64_RAX] = REG_RAX, [UNW_X86_64_RDX] = REG_RDX,
-        [UNW_X86_64_RCX] = REG_RCX, [UNW_X86_64_RBX] = REG_RBX,
-        [UNW_X86_64_RSI] = REG_RSI, [UNW_X86_64_RDI] = REG_RDI,
-        [UNW_X86_64_RBP] = REG_RBP, [UNW_X86_64_RSP] = REG_RSP,
-        [UNW_X86_64_R8] = REG_R8,   [UNW_X86_64_R9] = REG_R9,
-        [UNW_X86_64_R10] = REG_R10, [UNW_X86_64_R11] = REG_R11,
-        [UNW_X86_64_R12] = REG_R12, [UNW_X86_64_R13] = REG_R13,
-        [UNW_X86_64_R14] = REG_R14, [UNW_X86_64_R15] = REG_R15,
-        [UNW_X86_64_RIP] = REG_RIP,
-    };
+    /* libunwind numbers x86-64 registers as DWARF does. */
     const walk_ctx *w = arg;
-    if (write || reg < 0 || reg > UNW_X86_64_RIP)
+    if (write || reg < 0 || reg >= CP_CFI_NREGS)
         return -UNW_EBADREG;
-    *val = (unw_word_t)w->uc->uc_mcontext.gregs[(int)greg_of[reg]];
+    *val = (unw_word_t)w->uc->uc_mcontext.gregs[greg_of[reg]];
     return 0;
 }
 
@@ -339,40 +597,125 @@ static size_t walk_dwarf(walk_ctx *w, uintptr_t *pcs, size_t max)
 
 /* ---------------------------------------------------------------- public */
 
-size_t cp_unwind_signal(void *ucv, uintptr_t *pcs, size_t max,
-                        enum cp_unwind_mode mode)
+/*
+ * The walk shared by both entry points, from the frame in rg.  uc, if not
+ * NULL, holds the same registers for libunwind.  Called with the re-entry
+ * guard set and counted in readers.
+ */
+static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
+                          const ucontext_t *uc, uintptr_t *pcs, size_t max,
+                          enum cp_unwind_mode mode)
 {
-    const ucontext_t *uc = ucv;
-    if (!uc || !pcs || max == 0 || unwind_tls.busy)
+    uintptr_t lo, hi;
+    stack_bounds(tab, rg->r[CP_CFI_RSP], &lo, &hi);
+    regs start = *rg;
+    size_t n = 0;
+    if (tab && hi > lo && mode != CP_UNWIND_FP && unwind_state.cfi) {
+        atomic_fetch_add_explicit(&unwind_state.walks, 1,
+                                  memory_order_relaxed);
+        int st = walk_cfi(tab, rg, lo, hi, pcs, &n, max);
+        if (st != WALK_FAIL) {
+            atomic_fetch_add_explicit(&unwind_state.complete, 1,
+                                      memory_order_relaxed);
+        } else if (unwind_state.as && uc) {
+            /* Code the CFI walk cannot interpret: libunwind from scratch,
+             * kept when it gets further. */
+            uintptr_t alt[CP_UNWIND_FALLBACK_MAX];
+            size_t amax = max < CP_UNWIND_FALLBACK_MAX ? max
+                                                       : CP_UNWIND_FALLBACK_MAX;
+            walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi,
+                           .tab = tab };
+            size_t an = walk_dwarf(&w, alt, amax);
+            atomic_fetch_add_explicit(&unwind_state.fallbacks, 1,
+                                      memory_order_relaxed);
+            if (an > n) {
+                atomic_fetch_add_explicit(&unwind_state.fallback_deeper, 1,
+                                          memory_order_relaxed);
+                memcpy(pcs, alt, an * sizeof *pcs);
+                n = an;
+            }
+        }
+    } else if (tab && hi > lo && mode != CP_UNWIND_FP && unwind_state.as &&
+               uc) {
+        walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi, .tab = tab };
+        n = walk_dwarf(&w, pcs, max);
+    }
+    if (n == 0 || (n == 1 && mode == CP_UNWIND_AUTO)) {
+        /* FP walk: the only mode without unwind tables, and AUTO's
+         * fallback when DWARF knew nothing past the leaf (JIT code). */
+        pcs[0] = start.r[CP_CFI_RA];
+        n = hi > lo ? walk_fp(&start, tab, lo, hi, pcs, 1, max) : 1;
+    }
+    return n;
+}
+
+/* unwind_from under the re-entry guard, counted in readers so the
+ * table it reads is not freed under it; errno preserved. */
+static size_t unwind_guarded(regs *rg, const ucontext_t *uc, uintptr_t *pcs,
+                             size_t max, enum cp_unwind_mode mode)
+{
+    if (unwind_tls.busy)
         return 0;
     int saved_errno = errno;
     unwind_tls.busy = 1;
     atomic_fetch_add_explicit(&unwind_state.readers, 1, memory_order_acquire);
     const cp_unwind_table *tab =
         atomic_load_explicit(&unwind_state.table, memory_order_acquire);
-
-    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-    uintptr_t lo, hi;
-    stack_bounds(tab, sp, &lo, &hi);
-
-    size_t n = 0;
-    bool dwarf = tab && unwind_state.as && mode != CP_UNWIND_FP;
-    if (dwarf && hi > lo) {
-        walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi, .tab = tab };
-        n = walk_dwarf(&w, pcs, max);
-    }
-    if (n == 0 || (n == 1 && mode == CP_UNWIND_AUTO)) {
-        /* FP walk: the only mode without libunwind, and AUTO's fallback
-         * when DWARF knew nothing past the leaf (JIT code, no tables). */
-        pcs[0] = pc;
-        n = hi > lo ? walk_fp(uc, tab, lo, hi, pcs, 1, max) : 1;
-    }
-
+    size_t n = unwind_from(tab, rg, uc, pcs, max, mode);
     atomic_fetch_sub_explicit(&unwind_state.readers, 1, memory_order_release);
     unwind_tls.busy = 0;
     errno = saved_errno;
     return n;
+}
+
+size_t cp_unwind_signal(void *ucv, uintptr_t *pcs, size_t max,
+                        enum cp_unwind_mode mode)
+{
+    const ucontext_t *uc = ucv;
+    if (!uc || !pcs || max == 0)
+        return 0;
+    regs rg;
+    regs_from_uc(uc, &rg);
+    return unwind_guarded(&rg, uc, pcs, max, mode);
+}
+
+__attribute__((noinline)) size_t cp_unwind_self(uintptr_t *pcs, size_t max)
+{
+    if (!pcs || max == 0)
+        return 0;
+    /* This frame's registers at one instruction: its CFI row describes
+     * exactly this RSP and RBP, so the walk starts here like any leaf. */
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("leaq 0(%%rip), %0\n\t"
+                     "movq %%rsp, %1\n\t"
+                     "movq %%rbp, %2"
+                     : "=&r"(pc), "=&r"(sp), "=&r"(bp));
+    regs rg;
+    rg.r[CP_CFI_RA] = pc;
+    rg.r[CP_CFI_RSP] = sp;
+    rg.r[CP_CFI_RBP] = bp;
+    rg.known = BIT(CP_CFI_RA) | BIT(CP_CFI_RSP) | BIT(CP_CFI_RBP);
+    ucontext_t uc, *ucp = NULL;
+    if (unwind_state.as) { /* the libunwind fallback reads a ucontext */
+        memset(&uc.uc_mcontext, 0, sizeof uc.uc_mcontext);
+        uc.uc_mcontext.gregs[REG_RIP] = (greg_t)pc;
+        uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+        uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
+        ucp = &uc;
+    }
+    return unwind_guarded(&rg, ucp, pcs, max, CP_UNWIND_AUTO);
+}
+
+void cp_unwind_stats(cp_unwind_stats_t *s)
+{
+    s->walks = atomic_load_explicit(&unwind_state.walks,
+                                    memory_order_relaxed);
+    s->complete = atomic_load_explicit(&unwind_state.complete,
+                                       memory_order_relaxed);
+    s->fallbacks = atomic_load_explicit(&unwind_state.fallbacks,
+                                        memory_order_relaxed);
+    s->fallback_deeper = atomic_load_explicit(&unwind_state.fallback_deeper,
+                                              memory_order_relaxed);
 }
 
 /* --------------------------------------------------- table construction */
@@ -396,26 +739,6 @@ static int grow(void **v, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-/* Reads an .eh_frame_hdr: fills o's table fields, false if unusable. */
-static bool parse_eh_frame_hdr(uintptr_t hdr, cp_unwind_obj *o)
-{
-    const uint8_t *h = (const uint8_t *)hdr;
-    /* version 1; eh_frame_ptr and fde_count 4-byte encoded; a table of
-     * datarel sdata4 pairs (what every modern linker emits). */
-    if (h[0] != 1 || h[3] != 0x3b)
-        return false;
-    if ((h[1] & 0x0f) != 0x03 && (h[1] & 0x0f) != 0x0b)
-        return false;
-    if (h[2] != 0x03)
-        return false;
-    uint32_t count;
-    memcpy(&count, h + 8, sizeof(count));
-    o->eh_hdr = hdr;
-    o->table = hdr + 12;
-    o->fde_count = count;
-    return count > 0;
-}
-
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     build_ctx *b = arg;
@@ -424,7 +747,7 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
         t->adds = info->dlpi_adds;
         t->subs = info->dlpi_subs;
     }
-    cp_unwind_obj o = { .text_lo = UINTPTR_MAX };
+    cp_cfi_obj o = { .text_lo = UINTPTR_MAX };
     uintptr_t eh_hdr = 0;
     long page = 4096;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -450,9 +773,23 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
             eh_hdr = start;
         }
     }
-    if (eh_hdr && o.text_lo < o.text_hi && parse_eh_frame_hdr(eh_hdr, &o)) {
+    /* The tables are read only inside the loaded segment that holds the
+     * header (.eh_frame_hdr and .eh_frame share it in every layout the
+     * linkers produce; an .eh_frame elsewhere fails its bounds check). */
+    uintptr_t data_lo = 0, data_hi = 0;
+    for (int i = 0; i < info->dlpi_phnum && eh_hdr; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) &&
+            eh_hdr >= start && eh_hdr < start + ph->p_filesz) {
+            data_lo = start;
+            data_hi = start + ph->p_filesz;
+        }
+    }
+    if (data_hi && o.text_lo < o.text_hi &&
+        cp_cfi_obj_init(&o, eh_hdr, data_lo, data_hi)) {
         if (grow((void **)&t->objs, &b->objs_cap, t->nobjs,
-                 sizeof(cp_unwind_obj)) < 0) {
+                 sizeof(cp_cfi_obj)) < 0) {
             b->err = -ENOMEM;
             return 1;
         }
@@ -469,7 +806,7 @@ static int cmp_range(const void *a, const void *b)
 
 static int cmp_obj(const void *a, const void *b)
 {
-    const cp_unwind_obj *x = a, *y = b;
+    const cp_cfi_obj *x = a, *y = b;
     return x->text_lo < y->text_lo ? -1 : x->text_lo > y->text_lo;
 }
 
@@ -548,6 +885,12 @@ static int table_build(cp_unwind_table **out)
     qsort(t->objs, t->nobjs, sizeof(*t->objs), cmp_obj);
     t->nsegs = normalize(t->segs, t->nsegs);
     t->nstacks = normalize(t->stacks, t->nstacks);
+    /* Never 0, so a zeroed cache entry never matches. */
+    unsigned gen;
+    do
+        gen = atomic_fetch_add(&unwind_state.gen, 1) + 1;
+    while (gen == 0);
+    t->gen = gen;
     *out = t;
     return 0;
 }
@@ -643,15 +986,17 @@ static void load_libunwind(void)
 
 static void unwind_init_once(void)
 {
-    if (!getenv("CPPROF_NO_DWARF"))
+    if (!getenv("CPPROF_NO_DWARF")) {
+        unwind_state.cfi = true;
         load_libunwind();
+    }
     cp_unwind_refresh();
 }
 
 int cp_unwind_dwarf_available(void)
 {
     pthread_once(&unwind_state.once, unwind_init_once);
-    return unwind_state.as != NULL;
+    return unwind_state.cfi || unwind_state.as != NULL;
 }
 
 static int thread_prepare(void)
@@ -682,6 +1027,7 @@ static int thread_prepare(void)
         cp_unwind_signal(&uc, pcs, 8, CP_UNWIND_FP);
         cp_unwind_signal(&uc, pcs, 8, CP_UNWIND_DWARF);
     }
+    cp_unwind_self(pcs, 8);
     return 0;
 }
 

@@ -1,12 +1,14 @@
 /*
  * capture/unwind_signal.h - stack capture inside a signal handler.
  *
- * ASYNC-SIGNAL-SAFE.  Shared by the CPU profiler's SIGPROF handler and the
- * threads profile's stack-dump handler.  Never allocates, never locks,
- * never calls dl_iterate_phdr, preserves errno, and never faults: every
- * memory read is checked against the interrupted thread's stack bounds
- * (frame-pointer walk) or probed (DWARF walk through libunwind with a
- * pre-built address-range table).
+ * ASYNC-SIGNAL-SAFE.  Shared by the CPU profiler's SIGPROF handler, the
+ * threads profile's stack-dump handler and the heap sampler's malloc
+ * shim.  Never allocates, never locks, never calls dl_iterate_phdr,
+ * preserves errno, and never faults: every memory read is checked against
+ * the interrupted thread's stack bounds or the mapped segment of a loaded
+ * object (the DWARF walk is our own CFI interpreter, capture/unwind_cfi.h,
+ * over a pre-built address-range table, with libunwind's generic
+ * unwinder as the fallback for what it cannot interpret).
  */
 #ifndef CP_CAPTURE_UNWIND_SIGNAL_H
 #define CP_CAPTURE_UNWIND_SIGNAL_H
@@ -17,7 +19,7 @@
 enum cp_unwind_mode {
     CP_UNWIND_AUTO = 0, /* per-object choice made outside the handler */
     CP_UNWIND_FP = 1,   /* frame-pointer walk only */
-    CP_UNWIND_DWARF = 2 /* libunwind DWARF walk */
+    CP_UNWIND_DWARF = 2 /* DWARF CFI walk (libunwind as its fallback) */
 };
 
 /*
@@ -35,6 +37,25 @@ size_t cp_unwind_signal(void *uc, uintptr_t *pcs, size_t max,
                         enum cp_unwind_mode mode);
 
 /*
+ * Async-signal-safe, for normal-context callers that must not block or
+ * allocate (an interposed malloc): unwinds the calling thread from inside
+ * this function, in AUTO mode, into pcs.  pcs[0] is a PC inside
+ * cp_unwind_self, pcs[1] its return address into the caller, and so on.
+ * No getcontext (which makes a sigprocmask system call).  Returns the
+ * depth, 0 when called re-entrantly on one thread.
+ */
+size_t cp_unwind_self(uintptr_t *pcs, size_t max);
+
+/* Coverage of the CFI walk since the process started (tests, benches). */
+typedef struct cp_unwind_stats_t {
+    uint64_t walks;           /* CFI walks started */
+    uint64_t complete;        /* reached the outermost frame or max */
+    uint64_t fallbacks;       /* stopped early: libunwind tried */
+    uint64_t fallback_deeper; /* ... and libunwind got further */
+} cp_unwind_stats_t;
+void cp_unwind_stats(cp_unwind_stats_t *s);
+
+/*
  * Normal context only (takes the loader lock): rebuilds the address-range
  * table the handler reads (loaded objects, their unwind tables, thread
  * stacks) when a library was loaded or unloaded since the last build, or
@@ -43,8 +64,8 @@ size_t cp_unwind_signal(void *uc, uintptr_t *pcs, size_t max,
  */
 int cp_unwind_refresh(void);
 
-/* Whether the DWARF walk is available (libunwind's generic unwinder was
- * found); when it is not, every mode walks frame pointers. */
+/* Whether a DWARF walk is available (not disabled by CPPROF_NO_DWARF);
+ * when it is not, every mode walks frame pointers. */
 int cp_unwind_dwarf_available(void);
 
 #endif
