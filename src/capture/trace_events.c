@@ -60,7 +60,9 @@ struct trace_slot {
     _Atomic uint32_t busy;  /* owner is inside a write */
     _Atomic uint64_t lost;  /* events this owner dropped this session */
     _Atomic uint64_t *ring;
-    char name[16];          /* owner's name when it claimed the slot */
+    /* The owner's name (16 bytes, as prctl gives it), refreshed when it
+     * exits; words, so the drain may read it while the owner writes. */
+    _Atomic uint64_t name_words[2];
 };
 
 static struct {
@@ -107,6 +109,16 @@ bool cp_trace_enabled(void)
     return atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed);
 }
 
+/* Stores the calling thread's current name in its slot (prctl is a plain
+ * syscall: signal-safe). */
+static void remember_name(struct trace_slot *slot)
+{
+    uint64_t words[2] = {0, 0};
+    prctl(PR_GET_NAME, (char *)words, 0, 0, 0);
+    atomic_store_explicit(&slot->name_words[0], words[0], memory_order_relaxed);
+    atomic_store_explicit(&slot->name_words[1], words[1], memory_order_relaxed);
+}
+
 /* Slow path, once per thread: take a free slot.  Signal-safe (CAS only). */
 static struct trace_slot *claim_slot(void)
 {
@@ -120,10 +132,8 @@ static struct trace_slot *claim_slot(void)
                 &slots[i].tid, &expect, tid, memory_order_acquire,
                 memory_order_relaxed)) {
             /* The name now, for a thread that is gone by the time the
-             * drain looks it up in /proc (a syscall: signal-safe). */
-            char name[16] = "";
-            prctl(PR_GET_NAME, name, 0, 0, 0);
-            memcpy(slots[i].name, name, sizeof name);
+             * drain looks it up in /proc. */
+            remember_name(&slots[i]);
             trace_tls_slot = &slots[i];
             return &slots[i];
         }
@@ -280,6 +290,9 @@ void cp_trace_thread_exit(void)
     if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
         return;
     int saved = errno;
+    /* A thread usually names itself after it starts: keep the last name. */
+    if (trace_tls_slot)
+        remember_name(trace_tls_slot);
     cp_trace_emit(CP_TREC_THREAD_EXIT, 0, 0, NULL, 0, NULL, 0);
     errno = saved;
 }
@@ -408,7 +421,11 @@ int32_t cp_trace_slot_tid(size_t i)
 
 void cp_trace_slot_name(size_t i, char name[17])
 {
-    memcpy(name, trace_capture.slots[i].name, 16);
+    uint64_t words[2] = {
+        atomic_load_explicit(&trace_capture.slots[i].name_words[0], memory_order_relaxed),
+        atomic_load_explicit(&trace_capture.slots[i].name_words[1], memory_order_relaxed),
+    };
+    memcpy(name, words, 16);
     name[16] = '\0';
 }
 
