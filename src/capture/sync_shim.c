@@ -170,6 +170,12 @@ static __thread struct {
 static void *sync_resolve(const char *sym, const char *version)
 {
     void *p = NULL;
+#if defined(__SANITIZE_THREAD__)
+    /* TSan's interceptors are unversioned: a versioned lookup would go
+     * straight to glibc, and TSan would never see a condition wait drop
+     * and retake its mutex. */
+    version = NULL;
+#endif
     if (version != NULL)
         p = dlvsym(RTLD_NEXT, sym, version);
     if (p == NULL)
