@@ -716,6 +716,12 @@ void cp_unwind_stats(cp_unwind_stats_t *s)
                                         memory_order_relaxed);
     s->fallback_deeper = atomic_load_explicit(&unwind_state.fallback_deeper,
                                               memory_order_relaxed);
+    /* Normal context: the table cannot be freed while we hold the lock
+     * that serializes refreshes. */
+    pthread_mutex_lock(&unwind_state.refresh_lock);
+    const cp_unwind_table *t = atomic_load(&unwind_state.table);
+    s->generation = t ? t->gen : 0;
+    pthread_mutex_unlock(&unwind_state.refresh_lock);
 }
 
 /* --------------------------------------------------- table construction */

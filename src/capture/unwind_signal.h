@@ -52,7 +52,9 @@ typedef struct cp_unwind_stats_t {
     uint64_t complete;        /* reached the outermost frame or max */
     uint64_t fallbacks;       /* stopped early: libunwind tried */
     uint64_t fallback_deeper; /* ... and libunwind got further */
+    uint32_t generation;      /* of the current address table (0: none) */
 } cp_unwind_stats_t;
+/* Normal context. */
 void cp_unwind_stats(cp_unwind_stats_t *s);
 
 /*
