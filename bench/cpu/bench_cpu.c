@@ -11,7 +11,8 @@
  *       outside (bench/cpu/run.sh).
  *   bench_cpu unwind DEPTH
  *       Per-sample unwind cost: cp_unwind_signal on a context DEPTH frames
- *       deep, frame-pointer and DWARF walks, ns per call.
+ *       deep, frame-pointer and DWARF (CFI) walks, and cp_unwind_self,
+ *       ns per call, plus the CFI walk's libunwind-fallback count.
  *
  * Single process, normal context; not part of the library.
  */
@@ -128,23 +129,32 @@ static int cmd_work(int argc, char **argv)
     return 0;
 }
 
-/* Times both walks from DEPTH frames down, where the stack is live. */
+/* Times the walks from DEPTH frames down, where the stack is live: FP and
+ * DWARF (CFI) walks of a signal-style context, and cp_unwind_self (the
+ * heap sampler's capture).  The CFI rule cache is warm after the first. */
 static void time_unwinds(void)
 {
     ucontext_t uc;
     getcontext(&uc);
-    const char *names[] = { "fp", "dwarf" };
-    enum cp_unwind_mode modes[] = { CP_UNWIND_FP, CP_UNWIND_DWARF };
-    for (int m = 0; m < 2; m++) {
+    const char *names[] = { "fp", "dwarf", "self" };
+    enum cp_unwind_mode modes[] = { CP_UNWIND_FP, CP_UNWIND_DWARF,
+                                    CP_UNWIND_AUTO };
+    for (int m = 0; m < 3; m++) {
         uintptr_t pcs[128];
         size_t n = 0;
-        int iters = modes[m] == CP_UNWIND_FP ? 200000 : 20000;
+        int iters = 200000;
         double t0 = now(CLOCK_THREAD_CPUTIME_ID);
         for (int i = 0; i < iters; i++)
-            n = cp_unwind_signal(&uc, pcs, 128, modes[m]);
+            n = m == 2 ? cp_unwind_self(pcs, 128)
+                       : cp_unwind_signal(&uc, pcs, 128, modes[m]);
         double ns = (now(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9 / iters;
         printf("unwind %s depth %zu: %.0f ns/sample\n", names[m], n, ns);
     }
+    cp_unwind_stats_t st;
+    cp_unwind_stats(&st);
+    printf("cfi walks %llu complete %llu libunwind fallbacks %llu\n",
+           (unsigned long long)st.walks, (unsigned long long)st.complete,
+           (unsigned long long)st.fallbacks);
 }
 
 __attribute__((noinline)) static void recurse(int n)

@@ -294,12 +294,31 @@ static void stack_bounds(const cp_unwind_table *t, uintptr_t sp,
     }
 }
 
+/*
+ * Every read of another frame's memory goes through here.  Sanitizers
+ * must not check it: a walk legitimately reads other functions' stack
+ * slots, which AddressSanitizer poisons as redzones, and a corrupt
+ * context may hand us an unaligned address.
+ */
+#if defined(__clang__) || defined(__GNUC__)
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+#else
+#define NO_SANITIZE
+#endif
+
+NO_SANITIZE static inline uintptr_t load_word(uintptr_t addr)
+{
+    uintptr_t v;
+    __builtin_memcpy(&v, (const void *)addr, sizeof v);
+    return v;
+}
+
 static inline bool stack_read(uintptr_t addr, uintptr_t lo, uintptr_t hi,
                               uintptr_t *out)
 {
     if (addr < lo || hi < sizeof(uintptr_t) || addr > hi - sizeof(uintptr_t))
         return false;
-    memcpy(out, (const void *)addr, sizeof *out);
+    *out = load_word(addr);
     return true;
 }
 
@@ -316,9 +335,9 @@ static size_t walk_fp(const regs *rg, const cp_unwind_table *tab,
      * and is not the return address the chain is about to give. */
     uintptr_t sp = lo;
     if (tab && n < max && sp <= hi - sizeof(uintptr_t)) {
-        uintptr_t top = *(const uintptr_t *)sp;
+        uintptr_t top = load_word(sp);
         bool chain_next = fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
-                          (fp & 7) == 0 && ((const uintptr_t *)fp)[1] == top;
+                          (fp & 7) == 0 && load_word(fp + 8) == top;
         if (!chain_next && obj_find(tab, top) && obj_find(tab, pcs[0]))
             pcs[n++] = top;
     }
@@ -326,8 +345,7 @@ static size_t walk_fp(const regs *rg, const cp_unwind_table *tab,
         /* A frame is [fp] = caller's fp, [fp+8] = return address. */
         if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & 7) != 0)
             break;
-        const uintptr_t *frame = (const uintptr_t *)fp;
-        uintptr_t next = frame[0], ret = frame[1];
+        uintptr_t next = load_word(fp), ret = load_word(fp + 8);
         if (ret < 4096)
             break;
         pcs[n++] = ret;
@@ -380,10 +398,14 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
     size_t n = *np;
     bool exact = true;
     int status = WALK_FULL;
+    const cp_cfi_obj *o = NULL;
     while (n < max) {
         uintptr_t pc = rg->r[CP_CFI_RA], sp = rg->r[CP_CFI_RSP];
         pcs[n++] = pc;
-        const cp_cfi_obj *o = obj_find(tab, exact ? pc : pc - 1);
+        uintptr_t look = exact ? pc : pc - 1;
+        /* Consecutive frames are mostly in one object. */
+        if (!o || look < o->text_lo || look >= o->text_hi)
+            o = obj_find(tab, look);
         cp_cfi_rule rule;
         if (!o) {
             if (!range_find(tab->segs, tab->nsegs, pc))
@@ -405,7 +427,10 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
                 status = WALK_FAIL;
                 break;
             }
-            regs_from_uc((const ucontext_t *)sp, rg);
+            uintptr_t gregs = sp + offsetof(ucontext_t, uc_mcontext.gregs);
+            for (int i = 0; i < CP_CFI_NREGS; i++)
+                rg->r[i] = load_word(gregs + greg_of[i] * sizeof(greg_t));
+            rg->known = BIT(CP_CFI_NREGS) - 1;
             exact = true;
             uintptr_t nsp = rg->r[CP_CFI_RSP];
             if (rg->r[CP_CFI_RA] == 0) {
@@ -522,12 +547,12 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr,
         return -UNW_EINVAL;
     if (addr >= w->stack_lo && w->stack_hi >= sizeof(unw_word_t) &&
         addr <= w->stack_hi - sizeof(unw_word_t)) {
-        *val = *(const unw_word_t *)addr;
+        *val = load_word(addr);
         return 0;
     }
     const cp_range *r = range_find(w->tab->segs, w->tab->nsegs, addr);
     if (r && addr <= r->hi - sizeof(unw_word_t)) {
-        *val = *(const unw_word_t *)addr;
+        *val = load_word(addr);
         return 0;
     }
     return -UNW_EINVAL;

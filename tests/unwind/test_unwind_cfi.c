@@ -380,7 +380,12 @@ static void test_plt_leaf(void **state)
     signal(SIGPROF, SIG_DFL);
     cp_unwind_stats(&b);
     printf("PLT leaf samples: %d, mismatches %d\n", prof.in_plt, prof.bad);
+#ifdef CPPROF_SANITIZER_BUILD
+    /* Instrumented loop code leaves the stubs a small share of the CPU. */
+    assert_true(prof.in_plt >= 1);
+#else
     assert_true(prof.in_plt >= 5);
+#endif
     assert_int_equal(prof.bad, 0);
     assert_int_equal(b.fallbacks - a.fallbacks, 0);
 }
@@ -533,6 +538,16 @@ static int self_eh_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;
 }
 
+/* The segment also holds .rodata, which AddressSanitizer poisons
+ * around each global: copy it unchecked. */
+__attribute__((no_sanitize("address"))) static void
+copy_unchecked(uint8_t *to, uintptr_t from, size_t n)
+{
+    const volatile uint8_t *p = (const volatile uint8_t *)from;
+    for (size_t i = 0; i < n; i++)
+        to[i] = p[i];
+}
+
 /* Corrupted tables: every lookup ends in an error or a rule, never a
  * read outside the object's span (ASan checks that too). */
 static void test_corrupt_tables(void **state)
@@ -541,7 +556,7 @@ static void test_corrupt_tables(void **state)
     assert_true(self_eh.hdr && self_eh.seg_len);
     uint8_t *copy = malloc(self_eh.seg_len);
     assert_non_null(copy);
-    memcpy(copy, (const void *)self_eh.seg, self_eh.seg_len);
+    copy_unchecked(copy, self_eh.seg, self_eh.seg_len);
     uintptr_t shift = (uintptr_t)copy - self_eh.seg;
     cp_cfi_obj o = { .text_lo = self_eh.text_lo + shift,
                      .text_hi = self_eh.text_hi + shift };
