@@ -7,12 +7,16 @@
  *      interposers linked into this executable) vs the interposed calls
  *      with both profiles off vs on (block rate 1, mutex fraction 1);
  *   2. contended throughput: THREADS threads increment a counter under
- *      one mutex for a fixed CPU-clock budget, lock pairs per second
- *      with profiles off vs mutex fraction 1 (vs fraction 1 + block 1);
+ *      one mutex for a fixed wall-clock time, lock pairs per second with
+ *      profiles off vs mutex fraction 1 (vs fraction 1 + block 1), for
+ *      three workloads: a tight convoy (tiny critical section, nothing
+ *      outside), the same with work outside, and a realistic one (about
+ *      1 us inside, 8 us outside);
  *
  * Each configuration runs REPS times interleaved and the median is kept,
  * so a noisy neighbour on a shared machine skews all of them alike.
- * Usage: bench_sync [iterations] [contended_ms]
+ * Usage: bench_sync [iterations] [contended_ms] [workload 0-2]
+ * (iterations 0 skips the uncontended part).
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -72,6 +76,7 @@ static double uncontended(long iters, int direct)
 static struct {
     _Atomic int stop;
     long counter;
+    int inside;  /* loop iterations of work inside the critical section */
     int outside; /* loop iterations of work between critical sections */
 } ct;
 
@@ -81,7 +86,7 @@ static void *contender(void *arg)
     while (!atomic_load_explicit(&ct.stop, memory_order_relaxed)) {
         pthread_mutex_lock(&mu);
         ct.counter++;
-        for (volatile int k = 0; k < 50; k++) {
+        for (volatile int k = 0; k < ct.inside; k++) {
         }
         pthread_mutex_unlock(&mu);
         for (volatile int k = 0; k < ct.outside; k++) {
@@ -121,6 +126,7 @@ int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 20000000L;
     int ms = argc > 2 ? atoi(argv[2]) : 500;
+    int only = argc > 3 ? atoi(argv[3]) : -1; /* one contended workload */
     double direct[REPS], off[REPS], on[REPS];
     double c_off[REPS], c_mutex[REPS], c_both[REPS];
 
@@ -130,9 +136,9 @@ int main(int argc, char **argv)
                                                      "pthread_mutex_unlock");
     if (glibc_lock == NULL || glibc_unlock == NULL)
         return 1;
-    uncontended(iters / 10, 1); /* warm up, resolve the real functions */
-    uncontended(iters / 10, 0);
-    for (int r = 0; r < REPS; r++) {
+    uncontended(iters / 10 + 1, 1); /* warm up, resolve the functions */
+    uncontended(iters / 10 + 1, 0);
+    for (int r = 0; r < REPS && iters > 0; r++) {
         profiles(0, 0);
         direct[r] = uncontended(iters, 1);
         off[r] = uncontended(iters, 0);
@@ -140,19 +146,31 @@ int main(int argc, char **argv)
         on[r] = uncontended(iters, 0);
         profiles(0, 0);
     }
-    double d = median(direct, REPS), f = median(off, REPS),
-           n = median(on, REPS);
-    printf("uncontended lock+unlock (median of %d x %ld pairs, thread CPU "
-           "time):\n", REPS, iters);
-    printf("  glibc direct                  %6.2f ns\n", d);
-    printf("  interposed, profiles off      %6.2f ns  (%+.2f ns)\n", f, f - d);
-    printf("  interposed, block 1 + mutex 1 %6.2f ns  (%+.2f ns)\n", n, n - d);
+    if (iters > 0) {
+        double d = median(direct, REPS), f = median(off, REPS),
+               n = median(on, REPS);
+        printf("uncontended lock+unlock (median of %d x %ld pairs, thread "
+               "CPU time):\n", REPS, iters);
+        printf("  glibc direct                  %6.2f ns\n", d);
+        printf("  interposed, profiles off      %6.2f ns  (%+.2f ns)\n", f,
+               f - d);
+        printf("  interposed, block 1 + mutex 1 %6.2f ns  (%+.2f ns)\n", n,
+               n - d);
+    }
 
-    static const struct { const char *name; int outside; } loads[] = {
-        {"tight (50-iteration critical section, nothing outside)", 0},
-        {"moderate (same, 2000 iterations of work outside)", 2000},
+    static const struct {
+        const char *name;
+        int inside, outside;
+    } loads[] = {
+        {"tight (50-iteration critical section, nothing outside)", 50, 0},
+        {"moderate (same, 2000 iterations of work outside)", 50, 2000},
+        {"realistic (~1 us critical section, ~8 us of work outside)", 500,
+         4000},
     };
-    for (int l = 0; l < 2; l++) {
+    for (int l = 0; l < 3; l++) {
+        if (only >= 0 && l != only)
+            continue;
+        ct.inside = loads[l].inside;
         ct.outside = loads[l].outside;
         for (int r = 0; r < REPS; r++) {
             profiles(0, 0);

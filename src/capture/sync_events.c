@@ -15,18 +15,27 @@
  * that meets a slot being filled probes on, so two threads inserting the
  * same new stack at once may create two records: the profile builder
  * merges them (cp_profile_add_merged), so this costs a slot, not accuracy.
+ * A record's pcs never change once published, which is what lets a
+ * thread's hint skip the hash: one memcmp against a read-only line.
  *
- * Waiters: 8-way groups of 64-bit keys (address << 16 | number of
- * waiters), so one CAS both claims a free slot for an address and counts
- * a waiter in it, and a slot is free again when its count drops to 0.
- * Beside each key, one word packs the number of waiters contributing and
- * the sum of their start times (sum << 8 | n), in ~1 us units since the
- * first wait, so that a releasing holder reads both consistently and
- * resets every waiter's start to "now" with one CAS:
- *     charge = n * now - sum;  sum = n * now.
- * A waiter leaving subtracts max(its start, last reset), which is exactly
- * what it contributed.  Units of 1024 ns keep n * now inside 56 bits for
- * about 8.9 years of process life; errors are +-0.5 us per waiter.
+ * Waiters: groups of 8 ways.  A way's key (the lock address, on one
+ * read-mostly line per group) is sticky: it stays with its lock while the
+ * lock has no waiters, so the steady state writes no key at all.  Each
+ * way's counters have a cache line of their own, written only by that
+ * lock's waiters and holders:
+ *     time = (sum of the waiters' start times mod 2^56) << 8 | waiters
+ * A releasing holder charges n * now - sum and restarts every waiter's
+ * clock with one CAS (sum = n * now), then notes `last` = now; a waiter
+ * leaving subtracts max(its start, last), exactly what it contributed.
+ * The sum is kept modulo 2^56 ns and only differences are used, so
+ * absolute times never overflow (a single charge must stay < 2^55 ns,
+ * about 417 days).  Releases of one mutex are serialised by the mutex
+ * itself, so `last` is read consistently by the next holder.
+ *
+ * A way whose lock has no waiters can be taken by another lock: the
+ * taker parks the key at BUSY, checks the count is still 0, and only
+ * then installs its address; a waiter that counted itself in a way whose
+ * key changed under it takes itself out again and looks anew.
  */
 #include "capture/sync_events.h"
 
@@ -43,14 +52,15 @@
 #define TAG_EMPTY 0
 #define TAG_BUSY 1
 
-#define WAIT_GROUPS_LOG2 9
+#define WAIT_GROUPS_LOG2 8
 #define WAIT_WAYS 8
 #define WAIT_SLOTS ((1u << WAIT_GROUPS_LOG2) * WAIT_WAYS)
-#define WAIT_N_MASK 0xffffu
-#define WAIT_N_MAX 255 /* the sum word keeps n in 8 bits */
+#define WAIT_N_MAX 255 /* the time word keeps n in 8 bits */
 #define WAIT_ADDR_BITS 48
-#define UNIT_SHIFT 10  /* time unit: 1024 ns */
-#define CAS_TRIES 64   /* bound on retries; past it the event is dropped */
+#define KEY_FREE 0
+#define KEY_BUSY 1     /* no lock lives at address 1 */
+#define SUM_MASK ((UINT64_C(1) << 56) - 1)
+#define CAS_TRIES 64   /* bound on retries; past it the wait is untracked */
 
 typedef struct sync_rec {
     _Atomic uint64_t tag;
@@ -60,24 +70,18 @@ typedef struct sync_rec {
     _Atomic uint64_t delay; /* nanoseconds */
 } sync_rec;
 
-typedef struct sync_wait_time {
-    _Atomic uint64_t sum;  /* sum of start units << 8 | contributors */
-    _Atomic uint64_t last; /* unit time of the last release */
-} sync_wait_time;
+typedef struct sync_way {
+    _Alignas(64) _Atomic uint64_t time; /* sum << 8 | waiters */
+    _Atomic uint64_t last;              /* ns of the last release */
+} sync_way;
 
 static struct {
     sync_rec recs[REC_SLOTS];
     uintptr_t pcs[REC_SLOTS][CP_SYNC_DEPTH];
     _Atomic uint64_t lost[CP_SYNC_NKINDS];
-    _Atomic uint32_t nrecs[CP_SYNC_NKINDS];
-    _Alignas(64) _Atomic uint64_t wkeys[WAIT_SLOTS];
-    sync_wait_time wtimes[WAIT_SLOTS];
-    _Atomic uint64_t base_ns; /* time of the first wait */
+    _Alignas(64) _Atomic uint64_t keys[WAIT_SLOTS];
+    sync_way ways[WAIT_SLOTS];
 } sync_tables;
-
-/* Registered waiters, all slots: read by every profiled unlock, so it
- * lives alone on its cache line, outside the tables. */
-_Alignas(64) _Atomic uint64_t cp_sync_waiting;
 
 uint64_t cp_sync_now(void)
 {
@@ -88,23 +92,28 @@ uint64_t cp_sync_now(void)
 
 /* ------------------------------------------------------------ records */
 
-static bool rec_matches(const sync_rec *r, size_t i, enum cp_sync_kind kind,
+static bool rec_matches(size_t i, enum cp_sync_kind kind,
                         const uintptr_t *pcs, size_t depth)
 {
+    const sync_rec *r = &sync_tables.recs[i];
     return r->kind == (uint32_t)kind && r->depth == depth &&
            memcmp(sync_tables.pcs[i], pcs, depth * sizeof *pcs) == 0;
 }
 
-void cp_sync_record(enum cp_sync_kind kind, const uintptr_t *pcs,
-                    size_t depth, uint64_t count, uint64_t delay_ns)
+int cp_sync_record_find(enum cp_sync_kind kind, const uintptr_t *pcs,
+                        size_t depth, int *hint)
 {
     if ((unsigned)kind >= CP_SYNC_NKINDS)
-        return;
+        return -1;
     if (depth > CP_SYNC_DEPTH)
         depth = CP_SYNC_DEPTH;
+    /* A published record never changes: a hint that matches is it. */
+    if (*hint >= 0 && (unsigned)*hint < REC_SLOTS &&
+        rec_matches((size_t)*hint, kind, pcs, depth))
+        return *hint;
+
     uint64_t h = cp_hash_u64(cp_stack_hash(pcs, depth), (uint64_t)kind);
     uint64_t want = h | 2; /* never EMPTY or BUSY */
-
     for (size_t p = 0; p < REC_PROBE; p++) {
         size_t i = (size_t)(h + p) & (REC_SLOTS - 1);
         sync_rec *r = &sync_tables.recs[i];
@@ -117,22 +126,25 @@ void cp_sync_record(enum cp_sync_kind kind, const uintptr_t *pcs,
                 r->depth = (uint32_t)depth;
                 memcpy(sync_tables.pcs[i], pcs, depth * sizeof *pcs);
                 atomic_store_explicit(&r->tag, want, memory_order_release);
-                atomic_fetch_add_explicit(&sync_tables.nrecs[kind], 1,
-                                          memory_order_relaxed);
-                goto add;
+                return *hint = (int)i;
             }
             /* Lost the race: tag now holds what the winner wrote. */
         }
-        if (tag == want && rec_matches(r, i, kind, pcs, depth))
-            goto add;
-        continue;
-    add:
-        atomic_fetch_add_explicit(&r->count, count, memory_order_relaxed);
-        atomic_fetch_add_explicit(&r->delay, delay_ns, memory_order_relaxed);
-        return;
+        if (tag == want && rec_matches(i, kind, pcs, depth))
+            return *hint = (int)i;
     }
     atomic_fetch_add_explicit(&sync_tables.lost[kind], 1,
                               memory_order_relaxed);
+    return -1;
+}
+
+void cp_sync_record_add(int idx, uint64_t count, uint64_t delay_ns)
+{
+    if (idx < 0 || (unsigned)idx >= REC_SLOTS)
+        return;
+    sync_rec *r = &sync_tables.recs[idx];
+    atomic_fetch_add_explicit(&r->count, count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->delay, delay_ns, memory_order_relaxed);
 }
 
 size_t cp_sync_record_slots(void)
@@ -159,10 +171,15 @@ bool cp_sync_record_get(size_t i, enum cp_sync_kind kind, cp_sync_entry *e)
 
 size_t cp_sync_record_count(enum cp_sync_kind kind)
 {
-    if ((unsigned)kind >= CP_SYNC_NKINDS)
-        return 0;
-    return atomic_load_explicit(&sync_tables.nrecs[kind],
-                                memory_order_relaxed);
+    /* Records are created before the event that fills them is known to
+     * be sampled; only those with an event count. */
+    size_t n = 0;
+    for (size_t i = 0; i < REC_SLOTS; i++) {
+        cp_sync_entry e;
+        if (cp_sync_record_get(i, kind, &e) && (e.count | e.delay_ns) != 0)
+            n++;
+    }
+    return n;
 }
 
 uint64_t cp_sync_lost(enum cp_sync_kind kind)
@@ -175,144 +192,162 @@ uint64_t cp_sync_lost(enum cp_sync_kind kind)
 
 /* ------------------------------------------------------------ waiters */
 
-/* t in time units since the first wait (rounded to nearest). */
-static uint64_t to_units(uint64_t t)
-{
-    uint64_t base = atomic_load_explicit(&sync_tables.base_ns,
-                                         memory_order_relaxed);
-    uint64_t rel = t > base ? t - base : 0;
-    return (rel + (1u << (UNIT_SHIFT - 1))) >> UNIT_SHIFT;
-}
-
 static size_t wait_group(uint64_t addr)
 {
     return (size_t)(cp_hash_mix(addr) >> (64 - WAIT_GROUPS_LOG2)) * WAIT_WAYS;
 }
 
+/* The way whose key is addr, or -1. */
+static int way_of(uint64_t a)
+{
+    size_t g = wait_group(a);
+    for (size_t w = 0; w < WAIT_WAYS; w++)
+        if (atomic_load_explicit(&sync_tables.keys[g + w],
+                                 memory_order_acquire) == a)
+            return (int)(g + w);
+    return -1;
+}
+
+/* A way for addr: its own, else a free one, else one whose lock has no
+ * waiters (parked at BUSY while the count is checked).  -1: none. */
+static int way_claim(uint64_t a)
+{
+    int i = way_of(a);
+    if (i >= 0)
+        return i;
+    size_t g = wait_group(a);
+    for (size_t w = 0; w < WAIT_WAYS; w++) {
+        size_t j = g + w;
+        uint64_t k = atomic_load_explicit(&sync_tables.keys[j],
+                                          memory_order_acquire);
+        if (k == KEY_BUSY || k == a)
+            continue;
+        if (k != KEY_FREE &&
+            (atomic_load_explicit(&sync_tables.ways[j].time,
+                                  memory_order_acquire) & 0xff) != 0)
+            continue;
+        if (!atomic_compare_exchange_strong_explicit(
+                &sync_tables.keys[j], &k, KEY_BUSY, memory_order_acq_rel,
+                memory_order_relaxed))
+            continue;
+        if ((atomic_load_explicit(&sync_tables.ways[j].time,
+                                  memory_order_acquire) & 0xff) != 0) {
+            /* A waiter of the old lock slipped in: give it back. */
+            atomic_store_explicit(&sync_tables.keys[j], k,
+                                  memory_order_release);
+            continue;
+        }
+        atomic_store_explicit(&sync_tables.keys[j], a, memory_order_release);
+        return (int)j;
+    }
+    return -1;
+}
+
+/* Takes one waiter who started at t0 out of way i. */
+static void way_leave(int i, uint64_t t0)
+{
+    sync_way *s = &sync_tables.ways[i];
+    uint64_t last = atomic_load_explicit(&s->last, memory_order_acquire);
+    uint64_t eff = t0 > last ? t0 : last;
+    uint64_t w = atomic_load_explicit(&s->time, memory_order_relaxed);
+    for (;;) {
+        uint64_t n = w & 0xff;
+        if (n == 0)
+            return;
+        /* The last one out clears the residue of races. */
+        uint64_t nw = n == 1 ? 0 : (w - (eff << 8)) - 1;
+        if (atomic_compare_exchange_weak_explicit(&s->time, &w, nw,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
 int cp_sync_wait_begin(const void *addr, uint64_t t0)
 {
     uint64_t a = (uintptr_t)addr;
-    if (a == 0 || (a >> WAIT_ADDR_BITS) != 0)
+    if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
         return -1;
-    uint64_t zero = 0;
-    if (atomic_load_explicit(&sync_tables.base_ns, memory_order_relaxed) == 0)
-        atomic_compare_exchange_strong_explicit(&sync_tables.base_ns, &zero,
-                                                t0 ? t0 : 1,
-                                                memory_order_relaxed,
-                                                memory_order_relaxed);
-    size_t g = wait_group(a);
-    int slot = -1;
-
-    for (int tries = 0; slot < 0 && tries < CAS_TRIES; tries++) {
-        int free_i = -1;
-        uint64_t free_k = 0;
-        bool raced = false;
-        for (size_t w = 0; w < WAIT_WAYS; w++) {
-            size_t i = g + w;
-            uint64_t k = atomic_load_explicit(&sync_tables.wkeys[i],
-                                              memory_order_relaxed);
-            uint64_t n = k & WAIT_N_MASK;
-            if (n != 0 && (k >> 16) == a) {
-                if (n >= WAIT_N_MAX)
-                    return -1;
-                if (atomic_compare_exchange_strong_explicit(
-                        &sync_tables.wkeys[i], &k, k + 1,
-                        memory_order_acq_rel, memory_order_relaxed))
-                    slot = (int)i;
-                else
-                    raced = true;
-                break;
-            }
-            if (n == 0 && free_i < 0) {
-                free_i = (int)i;
-                free_k = k;
-            }
-        }
-        if (slot >= 0 || raced)
-            continue;
-        if (free_i < 0)
-            return -1; /* 8 other contended locks share this group */
-        if (atomic_compare_exchange_strong_explicit(
-                &sync_tables.wkeys[free_i], &free_k, (a << 16) | 1,
-                memory_order_acq_rel, memory_order_relaxed))
-            slot = free_i;
+    for (int tries = 0; tries < CAS_TRIES; tries++) {
+        int i = way_claim(a);
+        if (i < 0)
+            return -1; /* 8 other locks with waiters share this group */
+        sync_way *s = &sync_tables.ways[i];
+        uint64_t w = atomic_load_explicit(&s->time, memory_order_relaxed);
+        do {
+            if ((w & 0xff) >= WAIT_N_MAX)
+                return -1;
+        } while (!atomic_compare_exchange_weak_explicit(
+            &s->time, &w, w + (t0 << 8) + 1, memory_order_acq_rel,
+            memory_order_relaxed));
+        if (atomic_load_explicit(&sync_tables.keys[i],
+                                 memory_order_acquire) == a)
+            return i;
+        way_leave(i, t0); /* the way changed hands under us */
     }
-    if (slot < 0)
-        return -1;
-    atomic_fetch_add_explicit(&sync_tables.wtimes[slot].sum,
-                              (to_units(t0) << 8) + 1, memory_order_acq_rel);
-    atomic_fetch_add_explicit(&cp_sync_waiting, 1, memory_order_relaxed);
-    return slot;
+    return -1;
 }
 
 void cp_sync_wait_end(int slot, uint64_t t0)
 {
-    if (slot < 0 || (unsigned)slot >= WAIT_SLOTS)
-        return;
-    sync_wait_time *wt = &sync_tables.wtimes[slot];
-    uint64_t start = to_units(t0);
-    uint64_t last = atomic_load_explicit(&wt->last, memory_order_acquire);
-    uint64_t eff = start > last ? start : last;
-    uint64_t w = atomic_load_explicit(&wt->sum, memory_order_relaxed);
+    if (slot >= 0 && (unsigned)slot < WAIT_SLOTS)
+        way_leave(slot, t0);
+}
+
+uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
+                         uint64_t *waiters)
+{
+    *waiters = 0;
+    int i = own_slot;
+    if (i < 0 || (unsigned)i >= WAIT_SLOTS) {
+        uint64_t a = (uintptr_t)addr;
+        if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
+            return 0;
+        i = way_of(a);
+        if (i < 0)
+            return 0;
+        own_slot = -1;
+    }
+    sync_way *s = &sync_tables.ways[i];
+    uint64_t w = atomic_load_explicit(&s->time, memory_order_acquire);
+    if ((w & 0xff) == 0)
+        return 0; /* nobody waits: no clock read */
+    uint64_t last = atomic_load_explicit(&s->last, memory_order_acquire);
+    uint64_t eff = own_t0 > last ? own_t0 : last;
+    uint64_t now = 0, n, charge;
     for (;;) {
-        uint64_t n = w & 0xff, sum = w >> 8;
+        n = w & 0xff;
         if (n == 0)
-            break;
-        n--;
-        /* The last one out clears the residue of rounding and races. */
-        sum = n == 0 ? 0 : (sum > eff ? sum - eff : 0);
-        if (atomic_compare_exchange_weak_explicit(&wt->sum, &w,
-                                                  (sum << 8) | n,
+            return 0; /* everyone left (or a reset forgot them) */
+        uint64_t sum = w >> 8, nw = 0;
+        if (own_slot >= 0) {
+            n--; /* the caller's own wait ends here */
+            sum = n == 0 ? 0 : (sum - eff) & SUM_MASK;
+        }
+        charge = 0;
+        if (n > 0) {
+            if (now == 0)
+                now = cp_sync_now(); /* only when someone else waits */
+            charge = (n * now - sum) & SUM_MASK;
+            if (charge >> 55)
+                charge = 0; /* negative: a race with a leaving waiter */
+            nw = (((n * now) & SUM_MASK) << 8) | n;
+        }
+        if (atomic_compare_exchange_weak_explicit(&s->time, &w, nw,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
     }
-    atomic_fetch_sub_explicit(&sync_tables.wkeys[slot], 1,
-                              memory_order_acq_rel);
-    atomic_fetch_sub_explicit(&cp_sync_waiting, 1, memory_order_relaxed);
+    if (n == 0)
+        return 0;
+    atomic_store_explicit(&s->last, now, memory_order_release);
+    *waiters = n;
+    return charge;
 }
 
-uint64_t cp_sync_release(const void *addr, uint64_t *waiters)
+void cp_sync_waiters_reset(void)
 {
-    *waiters = 0;
-    /* The common case: nobody in the process waits on anything. */
-    if (atomic_load_explicit(&cp_sync_waiting, memory_order_relaxed) == 0)
-        return 0;
-    uint64_t a = (uintptr_t)addr;
-    if (a == 0 || (a >> WAIT_ADDR_BITS) != 0)
-        return 0;
-    size_t g = wait_group(a);
-    uint64_t now = 0, total = 0;
-
-    for (size_t w = 0; w < WAIT_WAYS; w++) {
-        size_t i = g + w;
-        uint64_t k = atomic_load_explicit(&sync_tables.wkeys[i],
-                                          memory_order_acquire);
-        if ((k & WAIT_N_MASK) == 0 || (k >> 16) != a)
-            continue;
-        if (now == 0) {
-            now = to_units(cp_sync_now());
-            if (now == 0)
-                now = 1;
-        }
-        sync_wait_time *wt = &sync_tables.wtimes[i];
-        uint64_t cur = atomic_load_explicit(&wt->sum, memory_order_relaxed);
-        uint64_t n = 0, sum = 0;
-        for (;;) {
-            n = cur & 0xff;
-            sum = cur >> 8;
-            if (n == 0)
-                break;
-            if (atomic_compare_exchange_weak_explicit(
-                    &wt->sum, &cur, ((n * now) << 8) | n,
-                    memory_order_acq_rel, memory_order_relaxed))
-                break;
-        }
-        if (n == 0)
-            continue;
-        atomic_store_explicit(&wt->last, now, memory_order_release);
-        total += n * now > sum ? n * now - sum : 0;
-        *waiters += n;
-    }
-    return total << UNIT_SHIFT;
+    for (size_t i = 0; i < WAIT_SLOTS; i++)
+        atomic_store_explicit(&sync_tables.ways[i].time, 0,
+                              memory_order_relaxed);
 }

@@ -8,9 +8,11 @@
  *     memory is bounded by the number of distinct stacks and no drain is
  *     needed between profile writes (Go's block/mutex buckets work the
  *     same way).  A full table counts the event as lost.
- *   - waiters: mutex/rwlock address -> (number of threads now waiting,
- *     sum of their start times), so that an unlock can charge the holder
- *     for the waiting its critical section caused.
+ *   - waiters: lock address -> (number of threads now waiting, sum of
+ *     their start times), so that a release can charge the holder for
+ *     the waiting its critical section caused.  Every lock has its own
+ *     cache line (hashed by address): waiters of different locks never
+ *     share a written line, and nothing process-wide is written.
  *
  * Contract: everything marked (fence) is ASYNC-SIGNAL-SAFE, lock-free,
  * allocation-free and errno-preserving; it runs inside interposed calls.
@@ -33,20 +35,28 @@ enum cp_sync_kind { CP_SYNC_BLOCK = 0, CP_SYNC_MUTEX = 1, CP_SYNC_NKINDS };
 /* (fence) CLOCK_MONOTONIC in nanoseconds. */
 uint64_t cp_sync_now(void);
 
+/*
+ * (fence) The record of (kind, pcs[0..depth)), created (with zero
+ * counters) if needed: an index for cp_sync_record_add, or -1 when the
+ * table is full (the loss is counted).  *hint is the caller's per-thread
+ * memo of its last answer (start it at -1): when the stack is the same
+ * as last time, the lookup is one comparison instead of hash and probe.
+ */
+int cp_sync_record_find(enum cp_sync_kind kind, const uintptr_t *pcs,
+                        size_t depth, int *hint);
 /* (fence) Adds count (in CP_SYNC_COUNT_ONE units: Go's counts can be
- * fractional after rate scaling) and delay_ns to the record of
- * (kind, pcs[0..depth)), creating it if needed. */
-void cp_sync_record(enum cp_sync_kind kind, const uintptr_t *pcs,
-                    size_t depth, uint64_t count, uint64_t delay_ns);
+ * fractional after rate scaling) and delay_ns to record idx (>= 0). */
+void cp_sync_record_add(int idx, uint64_t count, uint64_t delay_ns);
 
 /*
  * (fence) The calling thread starts waiting for the lock at addr at time
- * t0 (cp_sync_now).  Returns a slot to hand to cp_sync_wait_end, or -1
- * when the wait cannot be tracked (table group full, odd address); the
- * wait is then simply not charged to anyone.
+ * t0 (cp_sync_now).  Returns a slot for cp_sync_wait_end or
+ * cp_sync_release, or -1 when the wait cannot be tracked (every slot of
+ * the address's group is busy with another lock, odd address); the wait
+ * is then charged to no one.
  */
 int cp_sync_wait_begin(const void *addr, uint64_t t0);
-/* (fence) The wait registered in slot (which started at t0) is over. */
+/* (fence) The wait registered in slot at t0 is over, now. */
 void cp_sync_wait_end(int slot, uint64_t t0);
 /*
  * (fence) Called by the holder of the lock at addr just before releasing
@@ -54,15 +64,18 @@ void cp_sync_wait_end(int slot, uint64_t t0);
  * later of their arrival and the previous release (the waiting this
  * critical section caused) and sets *waiters to how many were waiting.
  * The waiters' clocks restart now, so each moment of waiting is charged
- * once.  Costs one load when no thread in the process is waiting.
+ * once.  When the caller itself waited for this lock and has not ended
+ * that wait yet (own_slot >= 0, own_t0 its start), the wait ends here, in
+ * the same atomic step: a waiter that got the lock can defer its
+ * cp_sync_wait_end to its release and so add nothing to its own critical
+ * section.  No clock read when nobody waits for addr.
  */
-uint64_t cp_sync_release(const void *addr, uint64_t *waiters);
-
-/* (fence) Threads now registered as waiting, process-wide: the unlock
- * fast path reads this one word and skips cp_sync_release when it is 0. */
-extern _Atomic uint64_t cp_sync_waiting;
-#define cp_sync_anyone_waiting() \
-    (atomic_load_explicit(&cp_sync_waiting, memory_order_relaxed) != 0)
+uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
+                         uint64_t *waiters);
+/* (normal context) Forgets every registered waiter: the mutex profile
+ * calls it when it is turned on, since waits begun while it was off (or
+ * left unfinished when it was turned off) were never ended. */
+void cp_sync_waiters_reset(void);
 
 /* ---- readers (normal context) ---- */
 
@@ -77,7 +90,7 @@ typedef struct cp_sync_entry {
 size_t cp_sync_record_slots(void);
 /* Fills *e with slot i when it holds a record of kind; false otherwise. */
 bool cp_sync_record_get(size_t i, enum cp_sync_kind kind, cp_sync_entry *e);
-/* Number of distinct stacks recorded for kind. */
+/* Number of distinct stacks with events recorded for kind. */
 size_t cp_sync_record_count(enum cp_sync_kind kind);
 /* Events of kind dropped because the record table was full. */
 uint64_t cp_sync_lost(enum cp_sync_kind kind);

@@ -17,14 +17,25 @@
  * stack is a frame-pointer walk bounded by the thread's stack), and
  * returns exactly what the real call returned.
  *
- * Cost model:
+ * Cost model (what runs where matters more than how much: work inside a
+ * critical section lengthens every waiter's wait, work outside does not):
  *   - both profiles and tracing off: one relaxed load and a predictable
  *     branch, then the real call;
  *   - on, uncontended: a trylock that succeeds (lock side); the unlock
- *     side adds one load of a process-wide "anyone waiting" counter;
- *   - contended: two clock reads around the real blocking call, the
- *     waiter registration of capture/sync_events.c, and for sampled
- *     events a stack walk and one lock-free table update.
+ *     side reads the mutex's own lock word (is anyone queued on it?) and
+ *     one thread-local flag;
+ *   - contended, before blocking (free: the thread waits anyway): the
+ *     stack walk and record lookup of the block event, a clock read and
+ *     the waiter registration on the lock's own cache line;
+ *   - contended, inside the new holder's critical section: nothing for a
+ *     mutex but a clock read when the block profile or tracing is on; the
+ *     waiter's registration ends in its own release, and its block event
+ *     is added to its record after that release;
+ *   - release with waiters, inside the critical section: a clock read and
+ *     one CAS on the lock's line (the accounting must see the release in
+ *     order, or a late holder's waiting would go to the next one);
+ *     after the real unlock: the stack walk (a thread-local hint skips
+ *     hash and probe when the stack is the last one) and the record add.
  *
  * Mutex profile semantics (Go's): the holder that unlocks is charged the
  * time its waiters spent waiting during its critical section, at the
@@ -140,6 +151,7 @@ static struct {
     _Atomic int flags;           /* F_*: the only word the fast path reads */
     _Atomic int64_t block_rate;  /* ns; <= 0 off */
     _Atomic int mutex_fraction;  /* 0 off */
+    _Atomic uint32_t gen;        /* bumped when waiters are reset */
     struct {
 #define X_FIELD(f, t, sym, ver, params, args, miss) _Atomic(t) f;
         SYNC_REALS(X_FIELD)
@@ -151,10 +163,28 @@ static struct {
     },
 };
 
-/* Per-thread sampling state (initial-exec TLS: no allocation on access). */
+#define PEND_MAX 4
+
+/*
+ * Per-thread state (initial-exec TLS: no allocation on access).  A
+ * thread that waited for a mutex and got it keeps its wait open here
+ * (pend) until it releases the mutex, and its block event (brec) until
+ * its next release: neither then costs its critical section anything.
+ */
 static __thread struct {
     uint64_t rng;       /* xorshift state, seeded on first use */
     int64_t mutex_left; /* events until the next mutex sample; 0 unset */
+    int hint[CP_SYNC_NKINDS]; /* last record index + 1 per kind; 0 none */
+    bool any;           /* npend != 0 || brec != 0: the unlock's test */
+    int npend;
+    struct {
+        const void *lock;
+        int slot;
+        uint32_t gen;
+        uint64_t t0;
+    } pend[PEND_MAX];
+    int brec;           /* deferred block event: record index + 1 */
+    uint64_t bcount, bdelay;
 } sync_tls __attribute__((tls_model("initial-exec")));
 
 #define REAL(f) atomic_load_explicit(&sync_state.real.f, memory_order_relaxed)
@@ -259,13 +289,86 @@ sync_stack(uintptr_t *pcs, size_t max, const void *api)
     return n;
 }
 
-/* Go's block sampling: an event of d ns is kept when d >= rate, else
- * with probability ~d/rate and then scaled by rate/d. */
-FENCE static void block_event(uint64_t t0, uint64_t t1, const void *api)
+/* One gap of the mutex sampler: uniform on [1, 2f-1], mean f.  Evenly
+ * spread samples keep the scaled totals' variance well below independent
+ * 1-in-f coin flips while still averaging exactly 1/f of the events. */
+FENCE static int64_t mutex_gap(int f)
+{
+    return f <= 1 ? 1 : 1 + (int64_t)(sync_rand() % (uint64_t)(2 * f - 1));
+}
+
+/* ------------------------------------------ records and deferred work */
+
+/* The record of kind for this stack (a thread-local hint makes a repeat
+ * of the last stack one comparison), or -1. */
+FENCE static int record_find(enum cp_sync_kind kind, const uintptr_t *pcs,
+                             size_t n)
+{
+    int hint = sync_tls.hint[kind] - 1;
+    int idx = cp_sync_record_find(kind, pcs, n, &hint);
+    sync_tls.hint[kind] = hint + 1;
+    return idx;
+}
+
+/* Adds the deferred block event, if any, to its record. */
+FENCE static void flush_block(void)
+{
+    if (sync_tls.brec != 0) {
+        cp_sync_record_add(sync_tls.brec - 1, sync_tls.bcount,
+                           sync_tls.bdelay);
+        sync_tls.brec = 0;
+        sync_tls.any = sync_tls.npend != 0;
+    }
+}
+
+/* Keeps the wait on slot (begun at t0) open until lock is released;
+ * false when there is no room (the caller ends the wait now). */
+FENCE static bool pend_push(const void *lock, int slot, uint64_t t0)
+{
+    if (sync_tls.npend >= PEND_MAX)
+        return false;
+    int i = sync_tls.npend++;
+    sync_tls.pend[i].lock = lock;
+    sync_tls.pend[i].slot = slot;
+    sync_tls.pend[i].gen =
+        atomic_load_explicit(&sync_state.gen, memory_order_relaxed);
+    sync_tls.pend[i].t0 = t0;
+    sync_tls.any = true;
+    return true;
+}
+
+/* Takes the open wait on lock out of the list: its slot (*t0 its start),
+ * or -1.  Waits from before a reset of the waiters are dropped. */
+FENCE static int pend_take(const void *lock, uint64_t *t0)
+{
+    int slot = -1;
+    uint32_t gen = atomic_load_explicit(&sync_state.gen, memory_order_relaxed);
+    for (int i = 0; i < sync_tls.npend; i++) {
+        if (sync_tls.pend[i].lock != lock && sync_tls.pend[i].gen == gen)
+            continue;
+        if (sync_tls.pend[i].lock == lock && sync_tls.pend[i].gen == gen) {
+            slot = sync_tls.pend[i].slot;
+            *t0 = sync_tls.pend[i].t0;
+        }
+        sync_tls.pend[i--] = sync_tls.pend[--sync_tls.npend];
+        if (slot >= 0)
+            break;
+    }
+    sync_tls.any = sync_tls.npend != 0 || sync_tls.brec != 0;
+    return slot;
+}
+
+/*
+ * Go's block sampling: an event of d ns is kept when d >= rate, else
+ * with probability ~d/rate and then scaled by rate/d.  rec is the
+ * record found before the wait; with `held` the thread now holds a lock,
+ * so the add waits for its next release (flush_block).
+ */
+FENCE static void block_event(int rec, uint64_t t0, uint64_t t1, bool held)
 {
     int64_t rate = atomic_load_explicit(&sync_state.block_rate,
                                         memory_order_relaxed);
-    if (rate <= 0)
+    if (rate <= 0 || rec < 0)
         return;
     uint64_t d = t1 > t0 ? t1 - t0 : 1;
     uint64_t count = CP_SYNC_COUNT_ONE, delay = d;
@@ -276,20 +379,29 @@ FENCE static void block_event(uint64_t t0, uint64_t t1, const void *api)
         count = c < 9e18 ? (uint64_t)c : (uint64_t)9e18;
         delay = (uint64_t)rate;
     }
+    flush_block(); /* at most one event waits */
+    if (!held) {
+        cp_sync_record_add(rec, count, delay);
+        return;
+    }
+    sync_tls.brec = rec + 1;
+    sync_tls.bcount = count;
+    sync_tls.bdelay = delay;
+    sync_tls.any = true;
+}
+
+/* The block record for a wait at api, found before blocking. */
+FENCE static int block_record(int flags, const void *api)
+{
+    if ((flags & F_BLOCK) == 0)
+        return -1;
     uintptr_t pcs[CP_SYNC_DEPTH];
     size_t n = sync_stack(pcs, CP_SYNC_DEPTH, api);
-    cp_sync_record(CP_SYNC_BLOCK, pcs, n, count, delay);
+    return record_find(CP_SYNC_BLOCK, pcs, n);
 }
 
-/* One gap of the mutex sampler: uniform on [1, 2f-1], mean f.  Evenly
- * spread samples keep the scaled totals' variance well below independent
- * 1-in-f coin flips while still averaging exactly 1/f of the events. */
-FENCE static int64_t mutex_gap(int f)
-{
-    return f <= 1 ? 1 : 1 + (int64_t)(sync_rand() % (uint64_t)(2 * f - 1));
-}
-
-/* The unlocker at api made `waiters` threads wait waited_ns in total. */
+/* The unlocker at api made `waiters` threads wait waited_ns in total.
+ * Runs after the real release, outside any critical section. */
 FENCE static void mutex_event(uint64_t waiters, uint64_t waited_ns,
                               const void *api)
 {
@@ -312,9 +424,10 @@ FENCE static void mutex_event(uint64_t waiters, uint64_t waited_ns,
     double scale = (double)k * (double)f / (double)waiters;
     uintptr_t pcs[CP_SYNC_DEPTH];
     size_t n = sync_stack(pcs, CP_SYNC_DEPTH, api);
-    cp_sync_record(CP_SYNC_MUTEX, pcs, n,
-                   k * (uint64_t)f * CP_SYNC_COUNT_ONE,
-                   (uint64_t)((double)waited_ns * scale));
+    int rec = record_find(CP_SYNC_MUTEX, pcs, n);
+    if (rec >= 0)
+        cp_sync_record_add(rec, k * (uint64_t)f * CP_SYNC_COUNT_ONE,
+                           (uint64_t)((double)waited_ns * scale));
 }
 
 /* ---------------------------------------------- locks: shared slow path */
@@ -326,31 +439,24 @@ enum lock_op {
     OP_SPIN,
 };
 
+/* Every interposer, for the hidden aliases below. */
+#define SYNC_INTERPOSED(X) \
+    X(pthread_mutex_lock) X(pthread_mutex_timedlock)                     \
+    X(pthread_mutex_clocklock) X(pthread_mutex_unlock)                   \
+    X(pthread_rwlock_rdlock) X(pthread_rwlock_timedrdlock)               \
+    X(pthread_rwlock_clockrdlock) X(pthread_rwlock_wrlock)               \
+    X(pthread_rwlock_timedwrlock) X(pthread_rwlock_clockwrlock)          \
+    X(pthread_rwlock_unlock) X(pthread_cond_wait)                        \
+    X(pthread_cond_timedwait) X(pthread_cond_clockwait) X(sem_wait)      \
+    X(sem_timedwait) X(sem_clockwait) X(pthread_join)                    \
+    X(pthread_barrier_wait) X(pthread_spin_lock)
+
 /* Hidden aliases of the interposers: their addresses lead the recorded
  * stacks (taking the public name's address would go through the GOT). */
 #define SELF(name) cp_sync_self_##name
 #define DECLARE_SELF(name) \
-    extern __typeof__(name) SELF(name) __attribute__((visibility("hidden")))
-DECLARE_SELF(pthread_mutex_lock);
-DECLARE_SELF(pthread_mutex_timedlock);
-DECLARE_SELF(pthread_mutex_clocklock);
-DECLARE_SELF(pthread_mutex_unlock);
-DECLARE_SELF(pthread_rwlock_rdlock);
-DECLARE_SELF(pthread_rwlock_timedrdlock);
-DECLARE_SELF(pthread_rwlock_clockrdlock);
-DECLARE_SELF(pthread_rwlock_wrlock);
-DECLARE_SELF(pthread_rwlock_timedwrlock);
-DECLARE_SELF(pthread_rwlock_clockwrlock);
-DECLARE_SELF(pthread_rwlock_unlock);
-DECLARE_SELF(pthread_cond_wait);
-DECLARE_SELF(pthread_cond_timedwait);
-DECLARE_SELF(pthread_cond_clockwait);
-DECLARE_SELF(sem_wait);
-DECLARE_SELF(sem_timedwait);
-DECLARE_SELF(sem_clockwait);
-DECLARE_SELF(pthread_join);
-DECLARE_SELF(pthread_barrier_wait);
-DECLARE_SELF(pthread_spin_lock);
+    extern __typeof__(name) SELF(name) __attribute__((visibility("hidden")));
+SYNC_INTERPOSED(DECLARE_SELF)
 
 static const void *lock_api(enum lock_op op)
 {
@@ -439,6 +545,50 @@ static inline bool mutex_unrecoverable(enum lock_op op, void *o)
     return false;
 }
 
+/*
+ * What the unlock fast path may learn from a mutex's own lock word, a
+ * line the holder owns anyway: glibc's lock word is 2 (or has
+ * FUTEX_WAITERS for robust and priority-inheritance mutexes) once a
+ * thread has queued on it.  A "no" can be wrong only for a waiter that
+ * registered but has not reached the real lock yet: its few nanoseconds
+ * of waiting then go to the next release that looks.  Other libcs: ask
+ * the waiters table every time.
+ */
+#ifdef __GLIBC__
+#define GLIBC_KIND_ROBUST 16   /* PTHREAD_MUTEX_ROBUST_NORMAL_NP's flag */
+#define GLIBC_KIND_PI 32       /* PTHREAD_MUTEX_PRIO_INHERIT_NP's flag */
+#define GLIBC_FUTEX_WAITERS 0x80000000u
+#endif
+static inline bool mutex_may_have_waiters(const pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+    const volatile struct __pthread_mutex_s *d = &m->__data;
+    unsigned lock = (unsigned)d->__lock;
+    if (d->__kind & (GLIBC_KIND_ROBUST | GLIBC_KIND_PI))
+        return (lock & GLIBC_FUTEX_WAITERS) != 0;
+    return (lock & 3) == 2; /* priority-protect keeps its ceiling above */
+#else
+    (void)m;
+    return true;
+#endif
+}
+
+/* May a waiter that got this lock keep its wait open until its release?
+ * Not for rwlocks (readers release in any order) nor robust mutexes (an
+ * owner that dies never releases). */
+static inline bool wait_may_defer(enum lock_op op, const void *o)
+{
+    if (op != OP_MUTEX && op != OP_MUTEX_TIMED && op != OP_MUTEX_CLOCK)
+        return false;
+#ifdef __GLIBC__
+    return (((const volatile pthread_mutex_t *)o)->__data.__kind &
+            GLIBC_KIND_ROBUST) == 0;
+#else
+    (void)o;
+    return false;
+#endif
+}
+
 /* A deadline the real call would accept without complaint.  Anything
  * else goes straight to the real call, so its error (or its crash on
  * NULL) is exactly the real one. */
@@ -466,30 +616,35 @@ FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
     if (mutex_unrecoverable(op, o))
         return lock_real(op, o, clk, ts);
     int r = lock_try(op, o);
-    if (r == 0 || r == EOWNERDEAD)
+    if (LIKELY(r == 0) || r == EOWNERDEAD)
         return r; /* uncontended: no clock, no table */
     if (r != EBUSY)
         return lock_real(op, o, clk, ts); /* the real call's own error */
     return lock_contended(op, o, clk, ts);
 }
 
-/* The trylock said EBUSY: wait in the real call and account for it. */
+/* The trylock said EBUSY: wait in the real call and account for it.
+ * Everything before lock_real is free (the thread is about to block);
+ * everything after it runs inside the new critical section, so it is
+ * kept to thread-local stores unless block or tracing needs t1. */
 FENCE static int lock_contended(enum lock_op op, void *o, clockid_t clk,
                                 const struct timespec *ts)
 {
-    int r;
     int saved = errno;
     int flags = load_flags();
+    flush_block();
+    int rec = block_record(flags, lock_api(op));
     uint64_t t0 = cp_sync_now();
     int slot = (flags & F_MUTEX) && op != OP_SPIN ? cp_sync_wait_begin(o, t0)
                                                   : -1;
-    r = lock_real(op, o, clk, ts);
-    uint64_t t1 = cp_sync_now();
-    if (slot >= 0)
+    int r = lock_real(op, o, clk, ts);
+    bool got = r == 0 || r == EOWNERDEAD;
+    if (slot >= 0 && !(got && wait_may_defer(op, o) && pend_push(o, slot, t0)))
         cp_sync_wait_end(slot, t0);
-    if (r == 0 || r == EOWNERDEAD || r == ETIMEDOUT) {
-        if (flags & F_BLOCK)
-            block_event(t0, t1, lock_api(op));
+    if ((got || r == ETIMEDOUT) && (flags & (F_BLOCK | F_TRACE))) {
+        uint64_t t1 = cp_sync_now();
+        /* A spin lock's release is not interposed: add at once. */
+        block_event(rec, t0, t1, got && op != OP_SPIN);
         if (flags & F_TRACE)
             cp_trace_wait_event(lock_trace_kind(op), o, t0, t1);
     }
@@ -497,22 +652,37 @@ FENCE static int lock_contended(enum lock_op op, void *o, clockid_t clk,
     return r;
 }
 
-/* Profiling is on: charge this holder for its waiters, then release. */
-FENCE static int unlock_slow(void *o, bool rw)
+/* The holder releases o (rw: an rwlock): charge it for its waiters in
+ * the critical section, release, then record outside of it. */
+FENCE static int unlock_slow(void *o, bool rw, const void *api)
 {
     int saved = errno;
-    uint64_t waiters = 0;
-    uint64_t waited = cp_sync_release(o, &waiters);
+    uint64_t waiters = 0, waited = 0, t0 = 0;
+    int own = sync_tls.npend != 0 ? pend_take(o, &t0) : -1;
+    if ((load_flags() & F_MUTEX) || own >= 0)
+        waited = cp_sync_release(o, own, t0, &waiters);
     int r = rw ? REAL(rwlock_unlock)(o) : REAL(mutex_unlock)(o);
+    flush_block();
     if (waiters != 0 && r == 0)
-        mutex_event(waiters, waited,
-                    rw ? (const void *)SELF(pthread_rwlock_unlock)
-                       : (const void *)SELF(pthread_mutex_unlock));
+        mutex_event(waiters, waited, api);
     errno = saved;
     return r;
 }
 
 /* ------------------------------------------------------ mutex & rwlock */
+
+/*
+ * The interposers that only choose between the real call (everything
+ * off) and their slow path.  A macro defines each whole function, so its
+ * first instruction is its own in the debug info.
+ */
+#define WRAP(name, real, params, args, slow)          \
+    INTERPOSE int name params                         \
+    {                                                 \
+        if (LIKELY(load_flags() == 0))                \
+            return REAL(real) args;                   \
+        return slow;                                  \
+    }
 
 INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
 {
@@ -529,91 +699,53 @@ INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
     return lock_contended(OP_MUTEX, m, 0, NULL);
 }
 
-INTERPOSE int pthread_mutex_timedlock(pthread_mutex_t *restrict m,
-                                      const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(mutex_timedlock)(m, ts);
-    return lock_slow(OP_MUTEX_TIMED, m, 0, ts);
-}
-
-INTERPOSE int pthread_mutex_clocklock(pthread_mutex_t *restrict m,
-                                      clockid_t clk,
-                                      const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(mutex_clocklock)(m, clk, ts);
-    return lock_slow(OP_MUTEX_CLOCK, m, clk, ts);
-}
+WRAP(pthread_mutex_timedlock, mutex_timedlock,
+     (pthread_mutex_t *restrict m, const struct timespec *restrict ts),
+     (m, ts), lock_slow(OP_MUTEX_TIMED, m, 0, ts))
+WRAP(pthread_mutex_clocklock, mutex_clocklock,
+     (pthread_mutex_t *restrict m, clockid_t clk,
+      const struct timespec *restrict ts),
+     (m, clk, ts), lock_slow(OP_MUTEX_CLOCK, m, clk, ts))
 
 INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-    if (LIKELY((load_flags() & F_MUTEX) == 0 || !cp_sync_anyone_waiting()))
+    int f = load_flags();
+    if (LIKELY(f == 0))
         return REAL(mutex_unlock)(m);
-    return unlock_slow(m, false);
+    /* Nothing of ours to finish and nobody queued: the real unlock. */
+    if (LIKELY(!sync_tls.any) &&
+        ((f & F_MUTEX) == 0 || !mutex_may_have_waiters(m)))
+        return REAL(mutex_unlock)(m);
+    return unlock_slow(m, false, (const void *)SELF(pthread_mutex_unlock));
 }
 
-INTERPOSE int pthread_rwlock_rdlock(pthread_rwlock_t *l)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(rwlock_rdlock)(l);
-    return lock_slow(OP_RD, l, 0, NULL);
-}
-
-INTERPOSE int pthread_rwlock_timedrdlock(pthread_rwlock_t *restrict l,
-                                         const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(rwlock_timedrdlock)(l, ts);
-    return lock_slow(OP_RD_TIMED, l, 0, ts);
-}
-
-INTERPOSE int pthread_rwlock_clockrdlock(pthread_rwlock_t *restrict l,
-                                         clockid_t clk,
-                                         const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(rwlock_clockrdlock)(l, clk, ts);
-    return lock_slow(OP_RD_CLOCK, l, clk, ts);
-}
-
-INTERPOSE int pthread_rwlock_wrlock(pthread_rwlock_t *l)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(rwlock_wrlock)(l);
-    return lock_slow(OP_WR, l, 0, NULL);
-}
-
-INTERPOSE int pthread_rwlock_timedwrlock(pthread_rwlock_t *restrict l,
-                                         const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(rwlock_timedwrlock)(l, ts);
-    return lock_slow(OP_WR_TIMED, l, 0, ts);
-}
-
-INTERPOSE int pthread_rwlock_clockwrlock(pthread_rwlock_t *restrict l,
-                                         clockid_t clk,
-                                         const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(rwlock_clockwrlock)(l, clk, ts);
-    return lock_slow(OP_WR_CLOCK, l, clk, ts);
-}
+/* The three read-lock and the three write-lock interposers. */
+#define WRAP_RWLOCK(m, M)                                                    \
+    WRAP(pthread_rwlock_##m##lock, rwlock_##m##lock, (pthread_rwlock_t *l), \
+         (l), lock_slow(OP_##M, l, 0, NULL))                                 \
+    WRAP(pthread_rwlock_timed##m##lock, rwlock_timed##m##lock,               \
+         (pthread_rwlock_t *restrict l, const struct timespec *restrict ts), \
+         (l, ts), lock_slow(OP_##M##_TIMED, l, 0, ts))                       \
+    WRAP(pthread_rwlock_clock##m##lock, rwlock_clock##m##lock,               \
+         (pthread_rwlock_t *restrict l, clockid_t clk,                       \
+          const struct timespec *restrict ts),                               \
+         (l, clk, ts), lock_slow(OP_##M##_CLOCK, l, clk, ts))
+WRAP_RWLOCK(rd, RD)
+WRAP_RWLOCK(wr, WR)
 
 INTERPOSE int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
-    if (LIKELY((load_flags() & F_MUTEX) == 0 || !cp_sync_anyone_waiting()))
+    int f = load_flags();
+    if (LIKELY(f == 0))
         return REAL(rwlock_unlock)(l);
-    return unlock_slow(l, true);
+    /* glibc's rwlock word is not ours to read: ask the waiters table. */
+    if (LIKELY((f & F_MUTEX) == 0 && !sync_tls.any))
+        return REAL(rwlock_unlock)(l);
+    return unlock_slow(l, true, (const void *)SELF(pthread_rwlock_unlock));
 }
 
-INTERPOSE int pthread_spin_lock(pthread_spinlock_t *s)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(spin_lock)(s);
-    return lock_slow(OP_SPIN, (void *)s, 0, NULL);
-}
+WRAP(pthread_spin_lock, spin_lock, (pthread_spinlock_t *s), (s),
+     lock_slow(OP_SPIN, (void *)s, 0, NULL))
 
 /* ---------------------------------------------------- condition waits */
 
@@ -632,11 +764,15 @@ FENCE static int cond_slow(enum cond_op op, pthread_cond_t *c,
 
     int saved = errno;
     int flags = load_flags();
+    flush_block();
+    int rec = block_record(flags, api);
     /* The wait releases m: the caller is the holder that made m's
      * waiters wait, as if it had called pthread_mutex_unlock here. */
-    if (flags & F_MUTEX) {
+    uint64_t own_t0 = 0;
+    int own = sync_tls.npend != 0 ? pend_take(m, &own_t0) : -1;
+    if ((flags & F_MUTEX) || own >= 0) {
         uint64_t waiters = 0;
-        uint64_t waited = cp_sync_release(m, &waiters);
+        uint64_t waited = cp_sync_release(m, own, own_t0, &waiters);
         if (waiters != 0)
             mutex_event(waiters, waited, api);
     }
@@ -644,11 +780,10 @@ FENCE static int cond_slow(enum cond_op op, pthread_cond_t *c,
     int r = op == COND_WAIT    ? REAL(cond_wait)(c, m)
             : op == COND_TIMED ? REAL(cond_timedwait)(c, m, ts)
                                : REAL(cond_clockwait)(c, m, clk, ts);
-    uint64_t t1 = cp_sync_now();
-    /* One event per call, timed out or not. */
-    if (r == 0 || r == ETIMEDOUT) {
-        if (flags & F_BLOCK)
-            block_event(t0, t1, api);
+    /* One event per call, timed out or not; m is held again. */
+    if ((r == 0 || r == ETIMEDOUT) && (flags & (F_BLOCK | F_TRACE))) {
+        uint64_t t1 = cp_sync_now();
+        block_event(rec, t0, t1, true);
         if (flags & F_TRACE)
             cp_trace_wait_event(CP_TRACE_WAIT_COND, c, t0, t1);
     }
@@ -660,32 +795,17 @@ passthrough:
                             : REAL(cond_clockwait)(c, m, clk, ts);
 }
 
-INTERPOSE int pthread_cond_wait(pthread_cond_t *restrict c,
-                                pthread_mutex_t *restrict m)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(cond_wait)(c, m);
-    return cond_slow(COND_WAIT, c, m, 0, NULL);
-}
-
-INTERPOSE int pthread_cond_timedwait(pthread_cond_t *restrict c,
-                                     pthread_mutex_t *restrict m,
-                                     const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(cond_timedwait)(c, m, ts);
-    return cond_slow(COND_TIMED, c, m, 0, ts);
-}
-
-INTERPOSE int pthread_cond_clockwait(pthread_cond_t *restrict c,
-                                     pthread_mutex_t *restrict m,
-                                     clockid_t clk,
-                                     const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(cond_clockwait)(c, m, clk, ts);
-    return cond_slow(COND_CLOCK, c, m, clk, ts);
-}
+WRAP(pthread_cond_wait, cond_wait,
+     (pthread_cond_t *restrict c, pthread_mutex_t *restrict m), (c, m),
+     cond_slow(COND_WAIT, c, m, 0, NULL))
+WRAP(pthread_cond_timedwait, cond_timedwait,
+     (pthread_cond_t *restrict c, pthread_mutex_t *restrict m,
+      const struct timespec *restrict ts),
+     (c, m, ts), cond_slow(COND_TIMED, c, m, 0, ts))
+WRAP(pthread_cond_clockwait, cond_clockwait,
+     (pthread_cond_t *restrict c, pthread_mutex_t *restrict m, clockid_t clk,
+      const struct timespec *restrict ts),
+     (c, m, clk, ts), cond_slow(COND_CLOCK, c, m, clk, ts))
 
 /* ----------------------------------------------------------- semaphores */
 
@@ -715,16 +835,17 @@ FENCE static int sem_slow(enum sem_op op, sem_t *s, clockid_t clk,
     if (!busy)
         return sem_real(op, s, clk, ts);
 
+    const void *api = op == SEM_WAIT    ? (const void *)SELF(sem_wait)
+                      : op == SEM_TIMED ? (const void *)SELF(sem_timedwait)
+                                        : (const void *)SELF(sem_clockwait);
+    flush_block();
+    int rec = block_record(flags, api);
     uint64_t t0 = cp_sync_now();
     int r = sem_real(op, s, clk, ts);
     int err = errno;
     uint64_t t1 = cp_sync_now();
     if (r == 0 || err == EINTR || err == ETIMEDOUT) {
-        const void *api = op == SEM_WAIT    ? (const void *)SELF(sem_wait)
-                          : op == SEM_TIMED ? (const void *)SELF(sem_timedwait)
-                                            : (const void *)SELF(sem_clockwait);
-        if (flags & F_BLOCK)
-            block_event(t0, t1, api);
+        block_event(rec, t0, t1, false);
         if (flags & F_TRACE)
             cp_trace_wait_event(CP_TRACE_WAIT_SEM, s, t0, t1);
     }
@@ -732,28 +853,13 @@ FENCE static int sem_slow(enum sem_op op, sem_t *s, clockid_t clk,
     return r;
 }
 
-INTERPOSE int sem_wait(sem_t *s)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(sem_wait)(s);
-    return sem_slow(SEM_WAIT, s, 0, NULL);
-}
-
-INTERPOSE int sem_timedwait(sem_t *restrict s,
-                            const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(sem_timedwait)(s, ts);
-    return sem_slow(SEM_TIMED, s, 0, ts);
-}
-
-INTERPOSE int sem_clockwait(sem_t *restrict s, clockid_t clk,
-                            const struct timespec *restrict ts)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(sem_clockwait)(s, clk, ts);
-    return sem_slow(SEM_CLOCK, s, clk, ts);
-}
+WRAP(sem_wait, sem_wait, (sem_t *s), (s), sem_slow(SEM_WAIT, s, 0, NULL))
+WRAP(sem_timedwait, sem_timedwait,
+     (sem_t *restrict s, const struct timespec *restrict ts), (s, ts),
+     sem_slow(SEM_TIMED, s, 0, ts))
+WRAP(sem_clockwait, sem_clockwait,
+     (sem_t *restrict s, clockid_t clk, const struct timespec *restrict ts),
+     (s, clk, ts), sem_slow(SEM_CLOCK, s, clk, ts))
 
 /* ------------------------------------------------------ join & barrier */
 
@@ -767,12 +873,13 @@ FENCE static int join_slow(pthread_t t, void **ret)
     if (r != EBUSY)
         return r == 0 ? 0 : REAL(join)(t, ret);
     int saved = errno;
+    flush_block();
+    int rec = block_record(flags, (const void *)SELF(pthread_join));
     uint64_t t0 = cp_sync_now();
     r = REAL(join)(t, ret);
     uint64_t t1 = cp_sync_now();
     if (r == 0) {
-        if (flags & F_BLOCK)
-            block_event(t0, t1, (const void *)SELF(pthread_join));
+        block_event(rec, t0, t1, false);
         if (flags & F_TRACE)
             cp_trace_wait_event(CP_TRACE_WAIT_JOIN, (const void *)t, t0, t1);
     }
@@ -780,12 +887,8 @@ FENCE static int join_slow(pthread_t t, void **ret)
     return r;
 }
 
-INTERPOSE int pthread_join(pthread_t t, void **ret)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(join)(t, ret);
-    return join_slow(t, ret);
-}
+WRAP(pthread_join, join, (pthread_t t, void **ret), (t, ret),
+     join_slow(t, ret))
 
 FENCE static int barrier_slow(pthread_barrier_t *b)
 {
@@ -793,12 +896,13 @@ FENCE static int barrier_slow(pthread_barrier_t *b)
     if ((flags & (F_BLOCK | F_TRACE)) == 0)
         return REAL(barrier_wait)(b);
     int saved = errno;
+    flush_block();
+    int rec = block_record(flags, (const void *)SELF(pthread_barrier_wait));
     uint64_t t0 = cp_sync_now();
     int r = REAL(barrier_wait)(b);
     uint64_t t1 = cp_sync_now();
     if (r == 0 || r == PTHREAD_BARRIER_SERIAL_THREAD) {
-        if (flags & F_BLOCK)
-            block_event(t0, t1, (const void *)SELF(pthread_barrier_wait));
+        block_event(rec, t0, t1, false);
         if (flags & F_TRACE)
             cp_trace_wait_event(CP_TRACE_WAIT_BARRIER, b, t0, t1);
     }
@@ -806,36 +910,13 @@ FENCE static int barrier_slow(pthread_barrier_t *b)
     return r;
 }
 
-INTERPOSE int pthread_barrier_wait(pthread_barrier_t *b)
-{
-    if (LIKELY(load_flags() == 0))
-        return REAL(barrier_wait)(b);
-    return barrier_slow(b);
-}
+WRAP(pthread_barrier_wait, barrier_wait, (pthread_barrier_t *b), (b),
+     barrier_slow(b))
 
 #define DEFINE_SELF(name) \
     extern __typeof__(name) SELF(name) \
-        __attribute__((alias(#name), copy(name), visibility("hidden")))
-DEFINE_SELF(pthread_mutex_lock);
-DEFINE_SELF(pthread_mutex_timedlock);
-DEFINE_SELF(pthread_mutex_clocklock);
-DEFINE_SELF(pthread_mutex_unlock);
-DEFINE_SELF(pthread_rwlock_rdlock);
-DEFINE_SELF(pthread_rwlock_timedrdlock);
-DEFINE_SELF(pthread_rwlock_clockrdlock);
-DEFINE_SELF(pthread_rwlock_wrlock);
-DEFINE_SELF(pthread_rwlock_timedwrlock);
-DEFINE_SELF(pthread_rwlock_clockwrlock);
-DEFINE_SELF(pthread_rwlock_unlock);
-DEFINE_SELF(pthread_cond_wait);
-DEFINE_SELF(pthread_cond_timedwait);
-DEFINE_SELF(pthread_cond_clockwait);
-DEFINE_SELF(sem_wait);
-DEFINE_SELF(sem_timedwait);
-DEFINE_SELF(sem_clockwait);
-DEFINE_SELF(pthread_join);
-DEFINE_SELF(pthread_barrier_wait);
-DEFINE_SELF(pthread_spin_lock);
+        __attribute__((alias(#name), copy(name), visibility("hidden")));
+SYNC_INTERPOSED(DEFINE_SELF)
 
 /* ------------------------------------------- settings (normal context) */
 
@@ -870,6 +951,13 @@ int cpprof_set_mutex_profile_fraction(int n)
         return cpprof_mutex_profile_fraction();
     int prev = atomic_exchange_explicit(&sync_state.mutex_fraction, n,
                                         memory_order_relaxed);
+    if (prev == 0 && n > 0) {
+        /* Waits begun while the profile was off were never registered,
+         * and those open when it was turned off were never ended: start
+         * from an empty table and let threads drop their old open waits. */
+        atomic_fetch_add_explicit(&sync_state.gen, 1, memory_order_relaxed);
+        cp_sync_waiters_reset();
+    }
     set_flag(F_MUTEX, n > 0);
     return prev;
 }
