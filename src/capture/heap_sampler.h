@@ -3,11 +3,14 @@
  * allocator (capture/malloc_shim.c) records it and the heap profile
  * (profiles/heap.c) reads it.
  *
- * Two fixed-size, mmap'd, lock-free tables live in capture/heap_table.c:
+ * Two lock-free tables live in capture/heap_table.c, mmap'd and sized to
+ * what is used (at most ~7 MiB together, see its header):
  *   - buckets: one per (stack, requested size), never removed (like Go's
- *     memory profile buckets), holding atomic alloc/free counters;
+ *     memory profile buckets), holding atomic alloc/free counters, stored
+ *     densely in creation order;
  *   - the sampled-address set: address -> bucket for every sampled block
- *     still live, probed without a lock by every free/realloc.
+ *     still live, probed without a lock by a free/realloc whose address
+ *     the shim's filter cannot rule out.
  *
  * Contract: cp_heap_addr_* and cp_heap_bucket_get are async-signal-safe,
  * lock-free and allocation-free (they run inside malloc/free).  The
@@ -47,13 +50,16 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
  * set is full or addr cannot be encoded (the sample is then dropped). */
 bool cp_heap_addr_insert(uintptr_t addr, uint32_t index);
 /* If addr is a live sampled block, removes it and returns its bucket
- * (and the bucket's index in *index); otherwise NULL.  This is the whole
- * cost of an unsampled free. */
+ * (and the bucket's index in *index); otherwise NULL. */
 cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index);
-/* Number of live sampled blocks (a relaxed counter). */
+/* Number of live sampled blocks (relaxed counters). */
 size_t cp_heap_addr_live(void);
+/* Memory the tables hold now, in bytes (normal context; stacks are in
+ * the stack table, not counted here). */
+size_t cp_heap_table_bytes(void);
 
-/* Readers (normal context): the bucket slots, some of them unused. */
+/* Readers (normal context): the buckets created so far, some of them
+ * unused (zero key or no allocations: skip those). */
 size_t cp_heap_bucket_slots(void);
 const cp_heap_bucket *cp_heap_bucket_at(size_t i);
 

@@ -1,25 +1,47 @@
 /*
  * capture/heap_table.c - the heap sampler's two lock-free tables: buckets
- * (stack, size) -> counters, and the sampled-address set that every free
- * probes.  Called by capture/malloc_shim.c from inside the interposed
- * allocator, and read by profiles/heap.c in normal context.
+ * (stack, size) -> counters, and the sampled-address set that a free
+ * probes when the shim's filter says the block may be sampled.  Called
+ * by capture/malloc_shim.c from inside the interposed allocator, and read
+ * by profiles/heap.c in normal context.
  *
  * ASYNC-SIGNAL-SAFE, LOCK-FREE, ALLOCATION-FREE, errno-preserving: the
- * tables are mapped once with mmap (never through malloc) and afterwards
- * only touched with atomic loads and compare-and-swap.
+ * tables are mapped with mmap (never through malloc) and afterwards only
+ * touched with atomic loads and compare-and-swap.
  *
- * Address set: open addressing over 64-bit words, each holding the
- * address (47 bits: x86-64/aarch64 user space) and the bucket index above
- * it, so claiming and releasing a slot is one CAS and a reader never sees
- * a half-written entry.  0 is an empty slot, 1 a tombstone.  Inserts reuse
- * the first empty or tombstone slot on the probe path and raise a global
- * "longest probe" bound; lookups stop at an empty slot or at that bound,
- * so a miss costs a hash and, when the set is sparse, one load.  An
- * address is in the set at most once because free removes it before the
- * real free and malloc inserts only after the real malloc returned it.
+ * Memory is sized to what is used, because first-touch page faults were
+ * the profiler's largest cost (a randomly hashed 8 MiB table is touched on
+ * nearly every page by a few thousand samples, and each page first maps
+ * the zero page on the probe's read and is then copied, with a TLB
+ * shoot-down, on the claiming write):
+ *   - The address set is a chain of segments of 4096 << k slots (k =
+ *     0..ADDR_SEGS-1).  Segment 0 is mapped, pre-faulted, by init; a later
+ *     segment is mapped (pre-faulted, by the inserting thread) only when
+ *     every earlier one is half full.  An insert takes the first segment
+ *     with room; a lookup walks the mapped segments, skipping empty ones.
+ *   - Buckets are stored densely in creation order (pages are touched as
+ *     buckets are created, by the creating write) and found through a
+ *     pre-faulted index of 32-bit bucket numbers.
+ * Bound: ADDR_SEGS segments hold 520,192 slots (4 MiB, at most half of
+ * them live: 260,096 sampled live blocks); 65,536 buckets (2.5 MiB) and
+ * their index (512 KiB).  Everything together stays under 8 MiB, and a
+ * program with fewer than 2,048 live sampled blocks (1 GiB live at the
+ * default rate) and a few hundred buckets uses about 600 KiB.
  *
- * Buckets: insert-only open addressing keyed by one 64-bit word, so the
- * key is published by the same CAS that claims the slot.
+ * Address set slots are 64-bit words holding the address (47 bits: x86-64
+ * / aarch64 user space) and the bucket index above it, so claiming and
+ * releasing a slot is one CAS and a reader never sees a half-written
+ * entry.  0 is an empty slot, 1 a tombstone.  Inserts reuse the first
+ * empty or tombstone slot on the probe path and raise the segment's
+ * "longest probe" bound; lookups stop at an empty slot or at that bound.
+ * An address is in the set at most once because free removes it before
+ * the real free and malloc inserts only after the real malloc returned it.
+ *
+ * Buckets: a key is published in its bucket before the bucket's number is
+ * published in the index (one CAS), so a reader that finds the number
+ * finds the key.  Two threads racing to create the same key in the same
+ * index slot: the loser clears its bucket's key (an unused bucket, which
+ * readers skip) and uses the winner's.
  */
 #include "capture/heap_sampler.h"
 
@@ -28,29 +50,46 @@
 
 #define ADDR_BITS 47
 #define ADDR_MASK ((UINT64_C(1) << ADDR_BITS) - 1)
-#define ADDR_SLOTS_LOG2 20             /* 8 MiB of virtual memory */
-#define ADDR_SLOTS (1u << ADDR_SLOTS_LOG2)
-#define ADDR_FILL_MAX (ADDR_SLOTS / 2) /* keep probe paths short */
-#define BUCKET_SLOTS_LOG2 16           /* index fits in 64 - 47 bits */
-#define BUCKET_SLOTS (1u << BUCKET_SLOTS_LOG2)
-#define BUCKET_FILL_MAX (BUCKET_SLOTS * 3 / 4)
+#define ADDR_SEG0_LOG2 12 /* 4096 slots: 32 KiB */
+#define ADDR_SEGS 7       /* 4096 * (2^7 - 1) slots in all: 4 MiB */
+#define BUCKET_MAX (1u << 16)
+#define BUCKET_INDEX_LOG2 17 /* twice BUCKET_MAX: probe paths stay short */
+#define BUCKET_INDEX_SLOTS (1u << BUCKET_INDEX_LOG2)
 #define SLOT_EMPTY 0
 #define SLOT_TOMB 1
+#define CACHE_LINE 64
+
+/* The bucket index is stored above the address in a 64-bit word. */
+_Static_assert(BUCKET_MAX <= (1u << (64 - ADDR_BITS)), "bucket index bits");
+
+/* One segment of the address set, alone on its cache line: its counters
+ * are written by every sampled insert and remove. */
+typedef struct addr_seg {
+    _Alignas(CACHE_LINE) _Atomic(_Atomic uint64_t *) slots;
+    _Atomic uint32_t used;      /* live entries */
+    _Atomic uint32_t probe_max; /* longest probe any insert used */
+} addr_seg;
 
 static struct {
-    _Atomic(_Atomic uint64_t *) addrs;
-    _Atomic(cp_heap_bucket *) buckets;
-    _Atomic uint32_t addr_probe_max; /* longest probe any insert used */
-    _Atomic uint32_t addr_used;      /* live sampled blocks */
-    _Atomic uint32_t bucket_used;
-    _Atomic int init_state;          /* 0 none, 1 mapping, 2 done, -1 failed */
+    addr_seg seg[ADDR_SEGS];
+    /* Read by every sample, written once. */
+    _Alignas(CACHE_LINE) _Atomic(cp_heap_bucket *) buckets;
+    _Atomic(_Atomic uint32_t *) index; /* 0 empty, else bucket number + 1 */
+    _Atomic int init_state;            /* 0 none, 1 mapping, 2 done, -1 failed */
+    /* Written once per new bucket. */
+    _Alignas(CACHE_LINE) _Atomic uint32_t bucket_next;
 } heap_table;
 
-static inline uint32_t addr_home(uint64_t addr)
+static inline uint32_t seg_log2(unsigned k)
+{
+    return ADDR_SEG0_LOG2 + k;
+}
+
+static inline uint32_t addr_home(uint64_t addr, uint32_t log2)
 {
     /* Fibonacci hashing: the low 4 bits are alignment, the rest mix well. */
     return (uint32_t)(((addr >> 4) * UINT64_C(0x9e3779b97f4a7c15)) >>
-                      (64 - ADDR_SLOTS_LOG2));
+                      (64 - log2));
 }
 
 static inline uint32_t bucket_home(uint64_t key)
@@ -58,7 +97,38 @@ static inline uint32_t bucket_home(uint64_t key)
     key ^= key >> 29;
     key *= UINT64_C(0xbf58476d1ce4e5b9);
     key ^= key >> 32;
-    return (uint32_t)(key >> (64 - BUCKET_SLOTS_LOG2));
+    return (uint32_t)(key >> (64 - BUCKET_INDEX_LOG2));
+}
+
+/* Anonymous memory; populate: fault every page in now, in one system
+ * call, rather than one trap (or two, and an IPI) per page later. */
+static void *map(size_t bytes, bool populate)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+                       (populate ? MAP_POPULATE : 0),
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Segment k's slots, mapped on first need when create is set. */
+static _Atomic uint64_t *seg_slots(unsigned k, bool create)
+{
+    addr_seg *s = &heap_table.seg[k];
+    _Atomic uint64_t *t = atomic_load_explicit(&s->slots, memory_order_acquire);
+    if (t || !create)
+        return t;
+    size_t bytes = sizeof(uint64_t) << seg_log2(k);
+    _Atomic uint64_t *fresh = map(bytes, true);
+    if (!fresh)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&s->slots, &t, fresh,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        munmap((void *)fresh, bytes); /* another thread mapped it first */
+        return t;
+    }
+    return fresh;
 }
 
 int cp_heap_table_init(void)
@@ -70,30 +140,30 @@ int cp_heap_table_init(void)
         return -ENOMEM;
     int expect = 0;
     if (!atomic_compare_exchange_strong(&heap_table.init_state, &expect, 1)) {
-        /* Another thread maps; it takes two syscalls. */
+        /* Another thread maps; it takes three system calls. */
         while ((st = atomic_load_explicit(&heap_table.init_state,
                                           memory_order_acquire)) == 1)
             ;
         return st == 2 ? 0 : -ENOMEM;
     }
     int saved = errno;
-    void *a = mmap(NULL, sizeof(uint64_t) * ADDR_SLOTS, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    void *b = mmap(NULL, sizeof(cp_heap_bucket) * BUCKET_SLOTS,
-                   PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    errno = saved;
-    if (a == MAP_FAILED || b == MAP_FAILED) {
-        if (a != MAP_FAILED)
-            munmap(a, sizeof(uint64_t) * ADDR_SLOTS);
-        if (b != MAP_FAILED)
-            munmap(b, sizeof(cp_heap_bucket) * BUCKET_SLOTS);
+    size_t bbytes = sizeof(cp_heap_bucket) * BUCKET_MAX;
+    size_t ibytes = sizeof(uint32_t) * BUCKET_INDEX_SLOTS;
+    void *b = map(bbytes, false); /* touched densely, by creating writes */
+    void *ix = map(ibytes, true);
+    _Atomic uint64_t *s0 = seg_slots(0, true);
+    if (!b || !ix || !s0) {
+        if (b)
+            munmap(b, bbytes);
+        if (ix)
+            munmap(ix, ibytes);
         errno = saved;
         atomic_store_explicit(&heap_table.init_state, -1, memory_order_release);
         return -ENOMEM;
     }
-    atomic_store_explicit(&heap_table.addrs, a, memory_order_relaxed);
+    errno = saved;
     atomic_store_explicit(&heap_table.buckets, b, memory_order_relaxed);
+    atomic_store_explicit(&heap_table.index, ix, memory_order_relaxed);
     atomic_store_explicit(&heap_table.init_state, 2, memory_order_release);
     return 0;
 }
@@ -103,116 +173,174 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
 {
     cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
                                              memory_order_acquire);
-    if (!b)
+    _Atomic uint32_t *ix = atomic_load_explicit(&heap_table.index,
+                                                memory_order_acquire);
+    if (!b || !ix)
         return NULL;
     uint64_t key = ((uint64_t)stack_id + 1) << 32 |
                    (size < CP_HEAP_SIZE_KEY_MAX ? size : CP_HEAP_SIZE_KEY_MAX);
     uint32_t i = bucket_home(key);
-    for (uint32_t n = 0; n < BUCKET_SLOTS; n++, i = (i + 1) & (BUCKET_SLOTS - 1)) {
-        uint64_t cur = atomic_load_explicit(&b[i].key, memory_order_acquire);
-        if (cur == key) {
-            *index = i;
-            return &b[i];
+    uint32_t spare = UINT32_MAX; /* a bucket claimed and keyed, unpublished */
+    cp_heap_bucket *found = NULL;
+    for (uint32_t n = 0; n < BUCKET_INDEX_SLOTS;
+         n++, i = (i + 1) & (BUCKET_INDEX_SLOTS - 1)) {
+        uint32_t e = atomic_load_explicit(&ix[i], memory_order_acquire);
+        if (e == 0) {
+            /* Not in the table: claim the next bucket, key it, then
+             * publish it in this index slot. */
+            if (spare == UINT32_MAX) {
+                if (atomic_load_explicit(&heap_table.bucket_next,
+                                         memory_order_relaxed) >= BUCKET_MAX)
+                    break;
+                spare = atomic_fetch_add_explicit(&heap_table.bucket_next, 1,
+                                                  memory_order_relaxed);
+                if (spare >= BUCKET_MAX) {
+                    spare = UINT32_MAX;
+                    break;
+                }
+                atomic_store_explicit(&b[spare].key, key, memory_order_release);
+            }
+            if (atomic_compare_exchange_strong_explicit(
+                    &ix[i], &e, spare + 1, memory_order_acq_rel,
+                    memory_order_acquire)) {
+                *index = spare;
+                return &b[spare];
+            }
+            /* Lost the slot: e now names the winner's bucket. */
         }
-        if (cur != 0)
-            continue;
-        if (atomic_load_explicit(&heap_table.bucket_used, memory_order_relaxed) >=
-            BUCKET_FILL_MAX)
-            return NULL;
-        uint64_t expect = 0;
-        if (atomic_compare_exchange_strong(&b[i].key, &expect, key)) {
-            atomic_fetch_add_explicit(&heap_table.bucket_used, 1,
-                                      memory_order_relaxed);
-            *index = i;
-            return &b[i];
-        }
-        if (expect == key) { /* another thread created the same bucket */
-            *index = i;
-            return &b[i];
+        uint32_t at = e - 1;
+        if (atomic_load_explicit(&b[at].key, memory_order_acquire) == key) {
+            *index = at;
+            found = &b[at];
+            break;
         }
     }
-    return NULL;
+    /* A claimed bucket we did not publish stays unused (readers skip a
+     * zero key). */
+    if (spare != UINT32_MAX)
+        atomic_store_explicit(&b[spare].key, 0, memory_order_release);
+    return found;
 }
 
-bool cp_heap_addr_insert(uintptr_t addr, uint32_t index)
+/* Inserts word into segment k; false when it has no room. */
+static bool seg_insert(unsigned k, _Atomic uint64_t *t, uint64_t addr,
+                       uint64_t word)
 {
-    _Atomic uint64_t *t = atomic_load_explicit(&heap_table.addrs,
-                                               memory_order_acquire);
-    if (!t || addr <= SLOT_TOMB || ((uint64_t)addr & ~ADDR_MASK) ||
-        index >= BUCKET_SLOTS)
-        return false;
-    if (atomic_fetch_add_explicit(&heap_table.addr_used, 1,
-                                  memory_order_relaxed) >= ADDR_FILL_MAX) {
-        atomic_fetch_sub_explicit(&heap_table.addr_used, 1, memory_order_relaxed);
+    addr_seg *s = &heap_table.seg[k];
+    uint32_t log2 = seg_log2(k), slots = 1u << log2;
+    if (atomic_fetch_add_explicit(&s->used, 1, memory_order_relaxed) >=
+        slots / 2) {
+        atomic_fetch_sub_explicit(&s->used, 1, memory_order_relaxed);
         return false;
     }
-    uint64_t word = (uint64_t)addr | (uint64_t)index << ADDR_BITS;
-    uint32_t i = addr_home(addr);
-    for (uint32_t n = 0; n < ADDR_SLOTS; n++, i = (i + 1) & (ADDR_SLOTS - 1)) {
+    uint32_t i = addr_home(addr, log2);
+    for (uint32_t n = 0; n < slots; n++, i = (i + 1) & (slots - 1)) {
         uint64_t cur = atomic_load_explicit(&t[i], memory_order_relaxed);
         if (cur != SLOT_EMPTY && cur != SLOT_TOMB)
             continue;
         /* Publish the bound before the entry, so a lookup that can see the
          * entry also walks far enough to reach it. */
-        uint32_t max = atomic_load_explicit(&heap_table.addr_probe_max,
-                                            memory_order_relaxed);
+        uint32_t max = atomic_load_explicit(&s->probe_max, memory_order_relaxed);
         while (n + 1 > max &&
-               !atomic_compare_exchange_weak(&heap_table.addr_probe_max, &max,
-                                             n + 1))
+               !atomic_compare_exchange_weak(&s->probe_max, &max, n + 1))
             ;
         if (atomic_compare_exchange_strong(&t[i], &cur, word))
             return true;
     }
-    atomic_fetch_sub_explicit(&heap_table.addr_used, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->used, 1, memory_order_relaxed);
+    return false;
+}
+
+bool cp_heap_addr_insert(uintptr_t addr, uint32_t index)
+{
+    if (addr <= SLOT_TOMB || ((uint64_t)addr & ~ADDR_MASK) ||
+        index >= BUCKET_MAX)
+        return false;
+    uint64_t word = (uint64_t)addr | (uint64_t)index << ADDR_BITS;
+    for (unsigned k = 0; k < ADDR_SEGS; k++) {
+        _Atomic uint64_t *t = seg_slots(k, k > 0);
+        if (!t)
+            return false; /* not initialised, or out of memory */
+        if (seg_insert(k, t, addr, word))
+            return true;
+    }
     return false;
 }
 
 cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index)
 {
-    /* Fast exit for the common case: nothing sampled is live. */
-    if (atomic_load_explicit(&heap_table.addr_used, memory_order_relaxed) == 0)
+    if ((uint64_t)addr & ~ADDR_MASK)
         return NULL;
-    _Atomic uint64_t *t = atomic_load_explicit(&heap_table.addrs,
-                                               memory_order_acquire);
-    if (!t || ((uint64_t)addr & ~ADDR_MASK))
-        return NULL;
-    uint32_t max = atomic_load_explicit(&heap_table.addr_probe_max,
-                                        memory_order_acquire);
-    uint32_t i = addr_home(addr);
-    for (uint32_t n = 0; n < max; n++, i = (i + 1) & (ADDR_SLOTS - 1)) {
-        uint64_t cur = atomic_load_explicit(&t[i], memory_order_acquire);
-        if (cur == SLOT_EMPTY)
-            return NULL;
-        if ((cur & ADDR_MASK) != addr || cur == SLOT_TOMB)
+    for (unsigned k = 0; k < ADDR_SEGS; k++) {
+        addr_seg *s = &heap_table.seg[k];
+        _Atomic uint64_t *t = atomic_load_explicit(&s->slots,
+                                                   memory_order_acquire);
+        if (!t)
+            return NULL; /* segments are mapped in order */
+        /* The insert of a block being freed happened before this free, so
+         * its segment's count is visibly non-zero. */
+        if (atomic_load_explicit(&s->used, memory_order_relaxed) == 0)
             continue;
-        /* Only the thread freeing addr can remove it: the CAS cannot fail
-         * unless the caller double-frees, and then one of them wins. */
-        if (!atomic_compare_exchange_strong(&t[i], &cur, SLOT_TOMB))
-            return NULL;
-        atomic_fetch_sub_explicit(&heap_table.addr_used, 1, memory_order_relaxed);
-        cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
-                                                 memory_order_relaxed);
-        *index = (uint32_t)(cur >> ADDR_BITS);
-        return &b[*index];
+        uint32_t log2 = seg_log2(k), mask = (1u << log2) - 1;
+        uint32_t max = atomic_load_explicit(&s->probe_max, memory_order_acquire);
+        uint32_t i = addr_home(addr, log2);
+        for (uint32_t n = 0; n < max; n++, i = (i + 1) & mask) {
+            uint64_t cur = atomic_load_explicit(&t[i], memory_order_acquire);
+            if (cur == SLOT_EMPTY)
+                break;
+            if ((cur & ADDR_MASK) != addr || cur == SLOT_TOMB)
+                continue;
+            /* Only the thread freeing addr can remove it: the CAS cannot
+             * fail unless the caller double-frees, and then one wins. */
+            if (!atomic_compare_exchange_strong(&t[i], &cur, SLOT_TOMB))
+                return NULL;
+            atomic_fetch_sub_explicit(&s->used, 1, memory_order_relaxed);
+            cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
+                                                     memory_order_relaxed);
+            *index = (uint32_t)(cur >> ADDR_BITS);
+            return &b[*index];
+        }
     }
     return NULL;
 }
 
 size_t cp_heap_addr_live(void)
 {
-    return atomic_load_explicit(&heap_table.addr_used, memory_order_relaxed);
+    size_t n = 0;
+    for (unsigned k = 0; k < ADDR_SEGS; k++)
+        n += atomic_load_explicit(&heap_table.seg[k].used, memory_order_relaxed);
+    return n;
+}
+
+size_t cp_heap_table_bytes(void)
+{
+    if (atomic_load_explicit(&heap_table.init_state, memory_order_acquire) != 2)
+        return 0;
+    size_t n = atomic_load_explicit(&heap_table.bucket_next,
+                                    memory_order_relaxed);
+    if (n > BUCKET_MAX)
+        n = BUCKET_MAX;
+    /* Buckets: the pages touched so far; index and segments: mapped whole. */
+    size_t bytes = (n * sizeof(cp_heap_bucket) + 4095) & ~(size_t)4095;
+    bytes += sizeof(uint32_t) * BUCKET_INDEX_SLOTS;
+    for (unsigned k = 0; k < ADDR_SEGS; k++)
+        if (atomic_load_explicit(&heap_table.seg[k].slots, memory_order_relaxed))
+            bytes += sizeof(uint64_t) << seg_log2(k);
+    return bytes;
 }
 
 size_t cp_heap_bucket_slots(void)
 {
-    return atomic_load_explicit(&heap_table.buckets, memory_order_acquire)
-               ? BUCKET_SLOTS
-               : 0;
+    if (!atomic_load_explicit(&heap_table.buckets, memory_order_acquire))
+        return 0;
+    uint32_t n = atomic_load_explicit(&heap_table.bucket_next,
+                                      memory_order_acquire);
+    return n < BUCKET_MAX ? n : BUCKET_MAX;
 }
 
 const cp_heap_bucket *cp_heap_bucket_at(size_t i)
 {
     cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
                                              memory_order_acquire);
-    return b && i < BUCKET_SLOTS ? &b[i] : NULL;
+    return b && i < cp_heap_bucket_slots() ? &b[i] : NULL;
 }

@@ -80,7 +80,11 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define HEAP_STACK_DEPTH 64
-#define FILTER_LOG2 12 /* counters in the free-path filter: 8 KiB */
+#define FILTER_LOG2 12 /* 4-bit counters in the free-path filter: 2 KiB */
+#define FILTER_WORDS ((1u << FILTER_LOG2) / 16)
+#define FILTER_SATURATED 15u
+#define REC_STRIPES 16 /* in-flight recording counters, one line each */
+#define CACHE_LINE 64
 #define ARENA_SIZE (256 * 1024)
 #define ARENA_HDR 16 /* each arena block is preceded by its size */
 
@@ -101,8 +105,10 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static struct {
-    /* Real functions, written once before resolved becomes 2. */
-    malloc_fn malloc;
+    /* Read by every call; written at start-up, by rate changes and at
+     * fork only.  Nothing written per call or per sample lives on these
+     * lines, so they stay shared in every core's cache. */
+    _Alignas(CACHE_LINE) malloc_fn malloc;
     free_fn free;
     calloc_fn calloc;
     realloc_fn realloc;
@@ -113,24 +119,33 @@ static struct {
     malloc_fn pvalloc;
     usable_fn usable_size;
     _Atomic int resolved;          /* 0 not yet, 1 resolving, 2 done */
-
-    _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
     _Atomic uint32_t epoch;        /* bumped by every rate change */
+    _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
     _Atomic uint64_t seed;         /* 0: seed from the clock */
-    _Atomic uint64_t thread_seq;   /* distinguishes per-thread streams */
-    _Atomic uint64_t dropped;
-    _Atomic int recording;         /* threads inside record() */
     _Atomic int fork_pending;      /* set by the atfork prepare handler */
     _Atomic bool fork_unclean;     /* prepare gave up waiting */
     _Atomic(cp_stack_table *) stacks;
-    /* Live sampled blocks per address hash: a zero counter proves an
-     * address unsampled without touching the address set.  A counter
-     * counts blocks whose insert happened-before their owner could free
-     * them, and is decremented only after their removal, so it is never
-     * zero while one of its blocks is live. */
-    _Atomic uint16_t filter[1u << FILTER_LOG2];
 
-    _Atomic size_t arena_used;
+    /* Written once per thread, or per lost sample. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t thread_seq;
+    _Atomic uint64_t dropped;
+
+    /* Threads inside record(), striped by thread so that two threads
+     * sampling at once do not bounce one line; fork_prepare sums them. */
+    struct {
+        _Alignas(CACHE_LINE) _Atomic int n;
+    } recording[REC_STRIPES];
+
+    /* Live sampled blocks per address hash, as saturating 4-bit counters
+     * (16 to a word): a zero counter proves an address unsampled without
+     * touching the address set.  A counter counts blocks whose insert
+     * happened-before their owner could free them and is decremented only
+     * after their removal, so it is never zero while one of its blocks is
+     * live; once saturated it stays so (always "maybe").  2 KiB, so that
+     * the workload's own memory traffic rarely evicts it. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_WORDS];
+
+    _Alignas(CACHE_LINE) _Atomic size_t arena_used;
     _Alignas(16) unsigned char arena[ARENA_SIZE];
 } shim = {
     .rate = CPPROF_HEAP_DEFAULT_RATE,
@@ -325,18 +340,48 @@ static inline bool should_sample(size_t n)
 
 /* ------------------------------------------------------------ recording */
 
-static inline _Atomic uint16_t *filter_of(const void *p)
+static inline uint32_t filter_slot(const void *p)
 {
-    uint64_t h = ((uint64_t)(uintptr_t)p >> 4) * UINT64_C(0x9e3779b97f4a7c15);
-    return &shim.filter[h >> (64 - FILTER_LOG2)];
+    /* A multiplier unlike the address set's, so that a filter collision
+     * says nothing about the set's probe path. */
+    uint64_t h = ((uint64_t)(uintptr_t)p >> 4) * UINT64_C(0xd6e8feb86659fd93);
+    return (uint32_t)(h >> (64 - FILTER_LOG2));
 }
 
-static inline void filter_add(const void *p, int delta)
+/* false: p is certainly not a live sampled block. */
+static inline bool filter_maybe(const void *p)
 {
-    atomic_fetch_add_explicit(filter_of(p), (uint16_t)delta,
-                              memory_order_relaxed);
+    uint32_t slot = filter_slot(p);
+    uint64_t w = atomic_load_explicit(&shim.filter[slot / 16],
+                                      memory_order_relaxed);
+    return (w >> (slot % 16 * 4)) & 0xf;
 }
 
+/* delta is +1 or -1; a saturated counter is never changed again. */
+static void filter_add(const void *p, int delta)
+{
+    uint32_t slot = filter_slot(p), shift = slot % 16 * 4;
+    _Atomic uint64_t *word = &shim.filter[slot / 16];
+    uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
+    for (;;) {
+        uint64_t c = (w >> shift) & 0xf;
+        if (c == FILTER_SATURATED)
+            return;
+        uint64_t next = delta > 0 ? w + (UINT64_C(1) << shift)
+                                  : w - (UINT64_C(1) << shift);
+        if (atomic_compare_exchange_weak_explicit(word, &w, next,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+/* This thread's recording stripe (TLS blocks sit at distinct addresses). */
+static inline _Atomic int *recording_stripe(void)
+{
+    uint64_t h = (uint64_t)(uintptr_t)&heap_tls * UINT64_C(0x9e3779b97f4a7c15);
+    return &shim.recording[h >> 60].n;
+}
 
 /*
  * The stack of the allocation, leaf first, starting at ra (the return
@@ -380,7 +425,8 @@ static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
 {
     int saved = errno;
     heap_tls.guard = true;
-    atomic_fetch_add_explicit(&shim.recording, 1, memory_order_seq_cst);
+    _Atomic int *recording = recording_stripe();
+    atomic_fetch_add_explicit(recording, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&shim.fork_pending, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
         goto out;
@@ -408,7 +454,7 @@ static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
         atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
     }
 out:
-    atomic_fetch_sub_explicit(&shim.recording, 1, memory_order_release);
+    atomic_fetch_sub_explicit(recording, 1, memory_order_release);
     heap_tls.guard = false;
     errno = saved;
 }
@@ -424,7 +470,7 @@ static inline void account_free(cp_heap_bucket *b)
 /* Removes p from the sampled set if it is there, returning its bucket. */
 static inline cp_heap_bucket *forget(void *p, uint32_t *index)
 {
-    if (LIKELY(atomic_load_explicit(filter_of(p), memory_order_relaxed) == 0))
+    if (LIKELY(!filter_maybe(p)))
         return NULL;
     cp_heap_bucket *b = cp_heap_addr_remove((uintptr_t)p, index);
     if (b)
@@ -434,6 +480,14 @@ static inline cp_heap_bucket *forget(void *p, uint32_t *index)
 
 /* ------------------------------------------------------------ fork */
 
+static int recording_total(void)
+{
+    int n = 0;
+    for (int i = 0; i < REC_STRIPES; i++)
+        n += atomic_load_explicit(&shim.recording[i].n, memory_order_seq_cst);
+    return n;
+}
+
 static void fork_prepare(void)
 {
     atomic_store_explicit(&shim.fork_pending, 1, memory_order_seq_cst);
@@ -441,7 +495,7 @@ static void fork_prepare(void)
      * fork never hangs on us. */
     struct timespec ts = {0, 100000};
     for (int i = 0; i < 20000; i++) {
-        if (atomic_load_explicit(&shim.recording, memory_order_seq_cst) == 0) {
+        if (recording_total() == 0) {
             atomic_store(&shim.fork_unclean, false);
             return;
         }
@@ -460,7 +514,8 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    atomic_store(&shim.recording, 0);
+    for (int i = 0; i < REC_STRIPES; i++)
+        atomic_store(&shim.recording[i].n, 0);
     if (atomic_load(&shim.fork_unclean)) {
         /* A recorder may have held a stack-table lock: never touch it. */
         atomic_store(&shim.rate, 0);
@@ -507,19 +562,31 @@ SHIM_EXPORT void *malloc(size_t n)
     return do_malloc(n, CALLER());
 }
 
-SHIM_EXPORT void free(void *p)
+/* free of a block the filter cannot rule out, NULL, an arena block, or
+ * before resolution. */
+static __attribute__((noinline)) void free_slow(void *p)
 {
-    if (UNLIKELY(!p))
-        return;
-    if (UNLIKELY(arena_owns(p)))
+    if (!p || arena_owns(p))
         return;
     uint32_t index;
     cp_heap_bucket *b = forget(p, &index);
-    if (UNLIKELY(b != NULL))
+    if (b)
         account_free(b);
     if (UNLIKELY(!shim.free))
         resolved();
     shim.free(p);
+}
+
+SHIM_EXPORT void free(void *p)
+{
+    /* The unsampled path: two compares against constants, one load from
+     * the filter, and a tail call. */
+    free_fn f = shim.free;
+    if (LIKELY(f != NULL && !arena_owns(p) && !filter_maybe(p))) {
+        f(p);
+        return;
+    }
+    free_slow(p);
 }
 
 SHIM_EXPORT void *calloc(size_t nmemb, size_t size)
