@@ -118,4 +118,21 @@ static inline cp_decoded *st_decode(const char *path)
     return d;
 }
 
+/* `go tool pprof -top -sample_index=delay` on path names func. */
+static inline void st_pprof_names(const char *path, const char *func)
+{
+    char *out = cpt_pprof("-top -sample_index=delay", path);
+    assert_non_null(strstr(out, func));
+    free(out);
+}
+
+/* Frees what a profile check used and removes its directory. */
+static inline void st_done(cp_decoded *d, char *path, char *dir)
+{
+    cp_decoded_free(d);
+    free(path);
+    cpt_tmpdir_remove(dir);
+    free(dir);
+}
+
 #endif

@@ -117,14 +117,9 @@ static void test_handoff_chain(void **state)
     assert_int_equal(st_sum(d, "contentions", "handoff_waiter_unlock"),
                      ROUNDS);
     assert_int_equal(st_sum(d, "delay", "handoff_waiter_lock"), 0);
-    char *out = cpt_pprof("-top -sample_index=delay", path);
-    assert_non_null(strstr(out, "handoff_main_unlock"));
-    assert_non_null(strstr(out, "handoff_waiter_unlock"));
-    free(out);
-    cp_decoded_free(d);
-    free(path);
-    cpt_tmpdir_remove(dir);
-    free(dir);
+    st_pprof_names(path, "handoff_main_unlock");
+    st_pprof_names(path, "handoff_waiter_unlock");
+    st_done(d, path, dir);
 }
 
 /* ------------------------------------------------------------- toggle */
@@ -195,13 +190,8 @@ static void test_toggle_with_open_wait(void **state)
     /* The stale open wait must neither cancel b's nor add its own. */
     assert_int_equal(st_sum(d, "contentions", "toggle_holder_unlock"), 1);
     assert_true(got > truth * 0.7 && got < truth * 1.3);
-    char *out = cpt_pprof("-top -sample_index=delay", path);
-    assert_non_null(strstr(out, "toggle_holder_unlock"));
-    free(out);
-    cp_decoded_free(d);
-    free(path);
-    cpt_tmpdir_remove(dir);
-    free(dir);
+    st_pprof_names(path, "toggle_holder_unlock");
+    st_done(d, path, dir);
 }
 
 int main(void)
