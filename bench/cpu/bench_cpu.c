@@ -84,7 +84,13 @@ static int cmd_work(int argc, char **argv)
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
-    calibrate(seconds);
+    /* BENCH_CPU_ITERS fixes the work, so repeated runs of different
+     * configurations compare equal work (bench/cpu/overhead.sh). */
+    const char *fixed = getenv("BENCH_CPU_ITERS");
+    if (fixed && strtoul(fixed, NULL, 10) > 0)
+        bench.iters = strtoul(fixed, NULL, 10);
+    else
+        calibrate(seconds);
     cpprof_writer *w = NULL;
     const char *path = getenv("BENCH_CPU_OUT") ? getenv("BENCH_CPU_OUT")
                                                : "/tmp/bench_cpu.pb.gz";
@@ -111,7 +117,7 @@ static int cmd_work(int argc, char **argv)
         pthread_join(t[i], NULL);
     double wall = now(CLOCK_MONOTONIC) - t0;
     double cpu = now(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
-    printf("wall %.4f cpu %.4f", wall, cpu);
+    printf("wall %.4f cpu %.4f iters %lu", wall, cpu, bench.iters);
     if (prof) {
         double s0 = now(CLOCK_MONOTONIC);
         cpprof_cpu_stop();
