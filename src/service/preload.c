@@ -355,6 +355,13 @@ static void apply_rates(const cp_preload_config *cfg)
     if (cfg->mem_rate >= 0 && (err = cpprof_heap_set_rate(cfg->mem_rate)) != 0)
         fprintf(stderr, "cpprof: CPPROF_MEMPROFILERATE=%lld: %s\n",
                 (long long)cfg->mem_rate, cpprof_strerror(err));
+    /* Heap samples cost allocation time.  When the environment configures
+     * profiling and nothing in it can ever read heap data (no memory
+     * profile, no HTTP server, no service, no explicit rate), the program
+     * does not pay for them.  A program may still turn sampling back on
+     * with cpprof_heap_set_rate. */
+    if (cfg->mem_rate < 0 && !cfg->mem_path && !cfg->http && !cfg->service)
+        cpprof_heap_set_rate(0);
     /* As go test: asking for the profile without a rate records every
      * event. */
     int64_t block = cfg->block_rate >= 0 ? cfg->block_rate

@@ -6,11 +6,14 @@
  *
  *   target MODE [CPU_MS]
  *   exit | return | sigint | sigterm | fork | exec | _exit | sigprof |
- *   signal-sigprof | sleep
+ *   signal-sigprof | sleep | heaprate (prints the preloaded library's
+ *   heap sampling rate, found with dlsym, and exits)
  *
  * Single-threaded except where a mode says so.  Test-only code.
  */
+#include <dlfcn.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +59,11 @@ static void own_handler(int sig)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "exit";
+    if (!strcmp(mode, "heaprate")) {
+        int64_t (*rate)(void) = (int64_t (*)(void))dlsym(RTLD_DEFAULT, "cpprof_heap_rate");
+        printf("heap rate %lld\n", rate ? (long long)rate() : -1LL);
+        return 0;
+    }
     double ms = argc > 2 ? atof(argv[2]) : 300;
 
     if (!strcmp(mode, "sigprof") || !strcmp(mode, "signal-sigprof")) {

@@ -524,10 +524,32 @@ static void test_service_dir(void **state)
     free(out);
 }
 
+/* Heap sampling is paid for only when something can read it. */
+static void test_heap_sampling_only_when_asked(void **state)
+{
+    (void)state;
+    struct { const char *env; const char *want; } cases[] = {
+        {"CPPROF_CPUPROFILE=/dev/null", "heap rate 0\n"},
+        {"CPPROF_CPUPROFILE=/dev/null CPPROF_MEMPROFILERATE=4096", "heap rate 4096\n"},
+        {"CPPROF_MEMPROFILE=/dev/null", "heap rate 524288\n"},
+        {"CPPROF_HTTP=127.0.0.1:0", "heap rate 524288\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        int rc = cpt_run(&out, "%s LD_PRELOAD='%s' '%s' heaprate", cases[i].env,
+                         LIB, PRELOAD_TARGET);
+        assert_int_equal(rc, 0);
+        if (!strstr(out, cases[i].want))
+            fail_msg("%s: want %s, got:\n%s", cases[i].env, cases[i].want, out);
+        free(out);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_heap_sampling_only_when_asked),
         T(test_each_flag_sets_its_variable),
         T(test_flag_errors),
         T(test_env_bad_values),
