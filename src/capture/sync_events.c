@@ -35,7 +35,10 @@
  * A way whose lock has no waiters can be taken by another lock: the
  * taker parks the key at BUSY, checks the count is still 0, and only
  * then installs its address; a waiter that counted itself in a way whose
- * key changed under it takes itself out again and looks anew.
+ * key changed under it takes itself out again and looks anew.  Two
+ * threads claiming for the same new lock at once may take a way each: a
+ * release settles every way of its group keyed to its lock, so that costs
+ * a way, not accuracy.
  */
 #include "capture/sync_events.h"
 
@@ -208,37 +211,51 @@ static int way_of(uint64_t a)
     return -1;
 }
 
-/* A way for addr: its own, else a free one, else one whose lock has no
- * waiters (parked at BUSY while the count is checked).  -1: none. */
+/*
+ * A way for addr: its own, else a free one, else one whose lock has no
+ * waiters (parked at BUSY while the count is checked).  -1: none.  Two
+ * threads claiming for the same new lock may still end up with a way
+ * each; a release therefore settles every way keyed to its lock.
+ */
 static int way_claim(uint64_t a)
 {
-    int i = way_of(a);
-    if (i >= 0)
-        return i;
     size_t g = wait_group(a);
-    for (size_t w = 0; w < WAIT_WAYS; w++) {
-        size_t j = g + w;
-        uint64_t k = atomic_load_explicit(&sync_tables.keys[j],
-                                          memory_order_acquire);
-        if (k == KEY_BUSY || k == a)
-            continue;
-        if (k != KEY_FREE &&
-            (atomic_load_explicit(&sync_tables.ways[j].time,
-                                  memory_order_acquire) & 0xff) != 0)
-            continue;
-        if (!atomic_compare_exchange_strong_explicit(
-                &sync_tables.keys[j], &k, KEY_BUSY, memory_order_acq_rel,
-                memory_order_relaxed))
-            continue;
-        if ((atomic_load_explicit(&sync_tables.ways[j].time,
-                                  memory_order_acquire) & 0xff) != 0) {
-            /* A waiter of the old lock slipped in: give it back. */
-            atomic_store_explicit(&sync_tables.keys[j], k,
+    for (int tries = 0; tries < CAS_TRIES; tries++) {
+        int i = way_of(a);
+        if (i >= 0)
+            return i;
+        bool raced = false;
+        for (size_t w = 0; w < WAIT_WAYS && !raced; w++) {
+            size_t j = g + w;
+            uint64_t k = atomic_load_explicit(&sync_tables.keys[j],
+                                              memory_order_acquire);
+            if (k == KEY_BUSY) {
+                raced = true; /* maybe our lock being installed: look again */
+                break;
+            }
+            if (k != KEY_FREE &&
+                (atomic_load_explicit(&sync_tables.ways[j].time,
+                                      memory_order_acquire) & 0xff) != 0)
+                continue;
+            if (!atomic_compare_exchange_strong_explicit(
+                    &sync_tables.keys[j], &k, KEY_BUSY,
+                    memory_order_acq_rel, memory_order_relaxed)) {
+                raced = true;
+                break;
+            }
+            if ((atomic_load_explicit(&sync_tables.ways[j].time,
+                                      memory_order_acquire) & 0xff) != 0) {
+                /* A waiter of the old lock slipped in: give it back. */
+                atomic_store_explicit(&sync_tables.keys[j], k,
+                                      memory_order_release);
+                continue;
+            }
+            atomic_store_explicit(&sync_tables.keys[j], a,
                                   memory_order_release);
-            continue;
+            return (int)j;
         }
-        atomic_store_explicit(&sync_tables.keys[j], a, memory_order_release);
-        return (int)j;
+        if (!raced)
+            return -1; /* 8 other locks with waiters share this group */
     }
     return -1;
 }
@@ -294,44 +311,42 @@ void cp_sync_wait_end(int slot, uint64_t t0)
         way_leave(slot, t0);
 }
 
-uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
-                         uint64_t *waiters)
+/* The release step on way i (own: the caller's wait there ends too):
+ * returns the charge and adds the waiters still there to *waiters. */
+static uint64_t way_release(size_t i, bool own, uint64_t own_t0,
+                            uint64_t *now, uint64_t *waiters)
 {
-    *waiters = 0;
-    int i = own_slot;
-    if (i < 0 || (unsigned)i >= WAIT_SLOTS) {
-        uint64_t a = (uintptr_t)addr;
-        if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
-            return 0;
-        i = way_of(a);
-        if (i < 0)
-            return 0;
-        own_slot = -1;
-    }
     sync_way *s = &sync_tables.ways[i];
+    /* This runs inside the critical section and the line was last
+     * written by an arriving waiter: ask for it writable at once, so the
+     * CAS below does not pay a second transfer. */
+    __builtin_prefetch(&s->time, 1);
     uint64_t w = atomic_load_explicit(&s->time, memory_order_acquire);
     if ((w & 0xff) == 0)
         return 0; /* nobody waits: no clock read */
-    uint64_t last = atomic_load_explicit(&s->last, memory_order_acquire);
-    uint64_t eff = own_t0 > last ? own_t0 : last;
-    uint64_t now = 0, n, charge;
+    uint64_t eff = 0;
+    if (own) {
+        uint64_t last = atomic_load_explicit(&s->last, memory_order_acquire);
+        eff = own_t0 > last ? own_t0 : last;
+    }
+    uint64_t n, charge;
     for (;;) {
         n = w & 0xff;
         if (n == 0)
             return 0; /* everyone left (or a reset forgot them) */
         uint64_t sum = w >> 8, nw = 0;
-        if (own_slot >= 0) {
+        if (own) {
             n--; /* the caller's own wait ends here */
             sum = n == 0 ? 0 : (sum - eff) & SUM_MASK;
         }
         charge = 0;
         if (n > 0) {
-            if (now == 0)
-                now = cp_sync_now(); /* only when someone else waits */
-            charge = (n * now - sum) & SUM_MASK;
+            if (*now == 0)
+                *now = cp_sync_now(); /* only when someone else waits */
+            charge = (n * *now - sum) & SUM_MASK;
             if (charge >> 55)
                 charge = 0; /* negative: a race with a leaving waiter */
-            nw = (((n * now) & SUM_MASK) << 8) | n;
+            nw = (((n * *now) & SUM_MASK) << 8) | n;
         }
         if (atomic_compare_exchange_weak_explicit(&s->time, &w, nw,
                                                   memory_order_acq_rel,
@@ -340,9 +355,28 @@ uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
     }
     if (n == 0)
         return 0;
-    atomic_store_explicit(&s->last, now, memory_order_release);
-    *waiters = n;
+    atomic_store_explicit(&s->last, *now, memory_order_release);
+    *waiters += n;
     return charge;
+}
+
+uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
+                         uint64_t *waiters)
+{
+    *waiters = 0;
+    uint64_t a = (uintptr_t)addr;
+    if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
+        return 0;
+    size_t g = wait_group(a);
+    uint64_t now = 0, total = 0;
+    for (size_t w = 0; w < WAIT_WAYS; w++) {
+        size_t i = g + w;
+        bool own = own_slot >= 0 && (size_t)own_slot == i;
+        if (own || atomic_load_explicit(&sync_tables.keys[i],
+                                        memory_order_acquire) == a)
+            total += way_release(i, own, own_t0, &now, waiters);
+    }
+    return total;
 }
 
 void cp_sync_waiters_reset(void)
