@@ -16,7 +16,10 @@
  * same new stack at once may create two records: the profile builder
  * merges them (cp_profile_add_merged), so this costs a slot, not accuracy.
  * A record's pcs never change once published, which is what lets a
- * thread's hint skip the hash: one memcmp against a read-only line.
+ * thread's hint skip the hash: one memcmp against a read-only line.  Its
+ * counters are striped (CP_SYNC_STRIPES sets, a thread adds to its own
+ * stripe's), so threads recording the same stack do not pass a cache line
+ * back and forth; readers sum the stripes.
  *
  * Waiters: groups of 8 ways.  A way's key (the lock address, on one
  * read-mostly line per group) is sticky: it stays with its lock while the
@@ -69,9 +72,13 @@ typedef struct sync_rec {
     _Atomic uint64_t tag;
     uint32_t kind;
     uint32_t depth;
+} sync_rec;
+
+/* A record's counters, one set per stripe. */
+typedef struct sync_ctr {
     _Atomic uint64_t count; /* CP_SYNC_COUNT_ONE fixed point */
     _Atomic uint64_t delay; /* nanoseconds */
-} sync_rec;
+} sync_ctr;
 
 typedef struct sync_way {
     _Alignas(64) _Atomic uint64_t time; /* sum << 8 | waiters */
@@ -81,6 +88,9 @@ typedef struct sync_way {
 static struct {
     sync_rec recs[REC_SLOTS];
     uintptr_t pcs[REC_SLOTS][CP_SYNC_DEPTH];
+    /* Stripe-major, so threads of different stripes adding to the same
+     * record write different cache lines. */
+    _Alignas(64) sync_ctr ctr[CP_SYNC_STRIPES][REC_SLOTS];
     _Atomic uint64_t lost[CP_SYNC_NKINDS];
     _Alignas(64) _Atomic uint64_t keys[WAIT_SLOTS];
     sync_way ways[WAIT_SLOTS];
@@ -141,13 +151,14 @@ int cp_sync_record_find(enum cp_sync_kind kind, const uintptr_t *pcs,
     return -1;
 }
 
-void cp_sync_record_add(int idx, uint64_t count, uint64_t delay_ns)
+void cp_sync_record_add(int idx, unsigned stripe, uint64_t count,
+                        uint64_t delay_ns)
 {
     if (idx < 0 || (unsigned)idx >= REC_SLOTS)
         return;
-    sync_rec *r = &sync_tables.recs[idx];
-    atomic_fetch_add_explicit(&r->count, count, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->delay, delay_ns, memory_order_relaxed);
+    sync_ctr *c = &sync_tables.ctr[stripe % CP_SYNC_STRIPES][idx];
+    atomic_fetch_add_explicit(&c->count, count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->delay, delay_ns, memory_order_relaxed);
 }
 
 size_t cp_sync_record_slots(void)
@@ -163,12 +174,16 @@ bool cp_sync_record_get(size_t i, enum cp_sync_kind kind, cp_sync_entry *e)
     uint64_t tag = atomic_load_explicit(&r->tag, memory_order_acquire);
     if (tag == TAG_EMPTY || tag == TAG_BUSY || r->kind != (uint32_t)kind)
         return false;
-    uint64_t count = atomic_load_explicit(&r->count, memory_order_relaxed);
+    uint64_t count = 0, delay = 0;
+    for (size_t s = 0; s < CP_SYNC_STRIPES; s++) {
+        const sync_ctr *c = &sync_tables.ctr[s][i];
+        count += atomic_load_explicit(&c->count, memory_order_relaxed);
+        delay += atomic_load_explicit(&c->delay, memory_order_relaxed);
+    }
     e->pcs = sync_tables.pcs[i];
     e->depth = r->depth;
     e->count = (int64_t)((count + CP_SYNC_COUNT_ONE / 2) / CP_SYNC_COUNT_ONE);
-    e->delay_ns =
-        (int64_t)atomic_load_explicit(&r->delay, memory_order_relaxed);
+    e->delay_ns = (int64_t)delay;
     return true;
 }
 

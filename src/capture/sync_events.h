@@ -31,6 +31,7 @@ enum cp_sync_kind { CP_SYNC_BLOCK = 0, CP_SYNC_MUTEX = 1, CP_SYNC_NKINDS };
 
 #define CP_SYNC_DEPTH 64      /* frames kept per recorded stack */
 #define CP_SYNC_COUNT_ONE 1024 /* fixed-point unit of a record's count */
+#define CP_SYNC_STRIPES 8     /* counter sets per record */
 
 /* (fence) CLOCK_MONOTONIC in nanoseconds. */
 uint64_t cp_sync_now(void);
@@ -45,8 +46,10 @@ uint64_t cp_sync_now(void);
 int cp_sync_record_find(enum cp_sync_kind kind, const uintptr_t *pcs,
                         size_t depth, int *hint);
 /* (fence) Adds count (in CP_SYNC_COUNT_ONE units: Go's counts can be
- * fractional after rate scaling) and delay_ns to record idx (>= 0). */
-void cp_sync_record_add(int idx, uint64_t count, uint64_t delay_ns);
+ * fractional after rate scaling) and delay_ns to record idx (>= 0), in
+ * the caller's stripe (any number, the same for a thread's life). */
+void cp_sync_record_add(int idx, unsigned stripe, uint64_t count,
+                        uint64_t delay_ns);
 
 /*
  * (fence) The calling thread starts waiting for the lock at addr at time

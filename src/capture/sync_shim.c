@@ -152,6 +152,7 @@ static struct {
     _Atomic int64_t block_rate;  /* ns; <= 0 off */
     _Atomic int mutex_fraction;  /* 0 off */
     _Atomic uint32_t gen;        /* bumped when waiters are reset */
+    _Atomic unsigned stripes;    /* record stripes handed out so far */
     struct {
 #define X_FIELD(f, t, sym, ver, params, args, miss) _Atomic(t) f;
         SYNC_REALS(X_FIELD)
@@ -175,6 +176,7 @@ static __thread struct {
     uint64_t rng;       /* xorshift state, seeded on first use */
     int64_t mutex_left; /* events until the next mutex sample; 0 unset */
     int hint[CP_SYNC_NKINDS]; /* last record index + 1 per kind; 0 none */
+    unsigned stripe;    /* record counter stripe + 1; 0 unset */
     bool any;           /* npend != 0 || brec != 0: the unlock's test */
     int npend;
     struct {
@@ -310,12 +312,22 @@ FENCE static int record_find(enum cp_sync_kind kind, const uintptr_t *pcs,
     return idx;
 }
 
+/* Adds to record rec in this thread's stripe (threads take stripes in
+ * turn, so a few busy threads never share one). */
+FENCE static void record_add(int rec, uint64_t count, uint64_t delay)
+{
+    if (sync_tls.stripe == 0)
+        sync_tls.stripe = 1 + atomic_fetch_add_explicit(
+                                  &sync_state.stripes, 1, memory_order_relaxed) %
+                                  CP_SYNC_STRIPES;
+    cp_sync_record_add(rec, sync_tls.stripe - 1, count, delay);
+}
+
 /* Adds the deferred block event, if any, to its record. */
 FENCE static void flush_block(void)
 {
     if (sync_tls.brec != 0) {
-        cp_sync_record_add(sync_tls.brec - 1, sync_tls.bcount,
-                           sync_tls.bdelay);
+        record_add(sync_tls.brec - 1, sync_tls.bcount, sync_tls.bdelay);
         sync_tls.brec = 0;
         sync_tls.any = sync_tls.npend != 0;
     }
@@ -381,7 +393,7 @@ FENCE static void block_event(int rec, uint64_t t0, uint64_t t1, bool held)
     }
     flush_block(); /* at most one event waits */
     if (!held) {
-        cp_sync_record_add(rec, count, delay);
+        record_add(rec, count, delay);
         return;
     }
     sync_tls.brec = rec + 1;
@@ -426,8 +438,8 @@ FENCE static void mutex_event(uint64_t waiters, uint64_t waited_ns,
     size_t n = sync_stack(pcs, CP_SYNC_DEPTH, api);
     int rec = record_find(CP_SYNC_MUTEX, pcs, n);
     if (rec >= 0)
-        cp_sync_record_add(rec, k * (uint64_t)f * CP_SYNC_COUNT_ONE,
-                           (uint64_t)((double)waited_ns * scale));
+        record_add(rec, k * (uint64_t)f * CP_SYNC_COUNT_ONE,
+                   (uint64_t)((double)waited_ns * scale));
 }
 
 /* ---------------------------------------------- locks: shared slow path */
