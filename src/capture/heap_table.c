@@ -16,26 +16,30 @@
  * shoot-down, on the claiming write):
  *   - The address set is a chain of segments of 4096 << k slots (k =
  *     0..ADDR_SEGS-1).  Segment 0 is mapped, pre-faulted, by init; a later
- *     segment is mapped (pre-faulted, by the inserting thread) only when
- *     every earlier one is half full.  An insert takes the first segment
- *     with room; a lookup walks the mapped segments, skipping empty ones.
+ *     segment is mapped (pre-faulted, by the inserting thread) the first
+ *     time an address finds its line full in every earlier one.
  *   - Buckets are stored densely in creation order (pages are touched as
  *     buckets are created, by the creating write) and found through a
  *     pre-faulted index of 32-bit bucket numbers.
- * Bound: ADDR_SEGS segments hold 520,192 slots (4 MiB, at most half of
- * them live: 260,096 sampled live blocks); 65,536 buckets (2.5 MiB) and
- * their index (512 KiB).  Everything together stays under 8 MiB, and a
- * program with fewer than 2,048 live sampled blocks (1 GiB live at the
- * default rate) and a few hundred buckets uses about 600 KiB.
+ * Bound: ADDR_SEGS segments hold 520,192 slots (4 MiB); 65,536 buckets
+ * (2.5 MiB) and their index (512 KiB).  Everything together stays under
+ * 8 MiB, and a program with up to about a thousand live sampled blocks
+ * (500 MiB live at the default rate) and a few hundred buckets uses
+ * about 600 KiB.
  *
- * Address set slots are 64-bit words holding the address (47 bits: x86-64
- * / aarch64 user space) and the bucket index above it, so claiming and
- * releasing a slot is one CAS and a reader never sees a half-written
- * entry.  0 is an empty slot, 1 a tombstone.  Inserts reuse the first
- * empty or tombstone slot on the probe path and raise the segment's
- * "longest probe" bound; lookups stop at an empty slot or at that bound.
- * An address is in the set at most once because free removes it before
- * the real free and malloc inserts only after the real malloc returned it.
+ * Address set: each address hashes to one cache line (8 slots) per
+ * segment; it lives in the first segment whose line had a free slot when
+ * it was inserted.  A slot is a 64-bit word holding the address (47 bits:
+ * x86-64 / aarch64 user space) and the bucket index above it, or 0, so
+ * claiming and releasing it is one CAS and a reader never sees a
+ * half-written entry.  A lookup reads one line per mapped segment (one,
+ * until more than about a thousand sampled blocks are live at once); no
+ * counter, tombstone or probe bound is shared between threads, so an
+ * insert or remove writes nothing but its own slot.  An address is in the
+ * set at most once because free removes it before the real free and
+ * malloc inserts only after the real malloc returned it; lines are
+ * searched in segment order by both, so an insert into a later segment
+ * (its line in an earlier one was full) is found by the remove.
  *
  * Buckets: a key is published in its bucket before the bucket's number is
  * published in the index (one CAS), so a reader that finds the number
@@ -56,24 +60,18 @@
 #define BUCKET_INDEX_LOG2 17 /* twice BUCKET_MAX: probe paths stay short */
 #define BUCKET_INDEX_SLOTS (1u << BUCKET_INDEX_LOG2)
 #define SLOT_EMPTY 0
-#define SLOT_TOMB 1
 #define CACHE_LINE 64
 
 /* The bucket index is stored above the address in a 64-bit word. */
 _Static_assert(BUCKET_MAX <= (1u << (64 - ADDR_BITS)), "bucket index bits");
 
-/* One segment of the address set, alone on its cache line: its counters
- * are written by every sampled insert and remove. */
-typedef struct addr_seg {
-    _Alignas(CACHE_LINE) _Atomic(_Atomic uint64_t *) slots;
-    _Atomic uint32_t used;      /* live entries */
-    _Atomic uint32_t probe_max; /* longest probe any insert used */
-} addr_seg;
+/* Address set slots per probe: one cache line of 64-bit words. */
+#define LINE_SLOTS (CACHE_LINE / sizeof(uint64_t))
 
 static struct {
-    addr_seg seg[ADDR_SEGS];
-    /* Read by every sample, written once. */
-    _Alignas(CACHE_LINE) _Atomic(cp_heap_bucket *) buckets;
+    /* Read by every probe, written once per segment. */
+    _Alignas(CACHE_LINE) _Atomic(_Atomic uint64_t *) seg[ADDR_SEGS];
+    _Atomic(cp_heap_bucket *) buckets;
     _Atomic(_Atomic uint32_t *) index; /* 0 empty, else bucket number + 1 */
     _Atomic int init_state;            /* 0 none, 1 mapping, 2 done, -1 failed */
     /* Written once per new bucket. */
@@ -114,21 +112,28 @@ static void *map(size_t bytes, bool populate)
 /* Segment k's slots, mapped on first need when create is set. */
 static _Atomic uint64_t *seg_slots(unsigned k, bool create)
 {
-    addr_seg *s = &heap_table.seg[k];
-    _Atomic uint64_t *t = atomic_load_explicit(&s->slots, memory_order_acquire);
+    _Atomic(_Atomic uint64_t *) *at = &heap_table.seg[k];
+    _Atomic uint64_t *t = atomic_load_explicit(at, memory_order_acquire);
     if (t || !create)
         return t;
     size_t bytes = sizeof(uint64_t) << seg_log2(k);
     _Atomic uint64_t *fresh = map(bytes, true);
     if (!fresh)
         return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&s->slots, &t, fresh,
+    if (!atomic_compare_exchange_strong_explicit(at, &t, fresh,
                                                  memory_order_acq_rel,
                                                  memory_order_acquire)) {
         munmap((void *)fresh, bytes); /* another thread mapped it first */
         return t;
     }
     return fresh;
+}
+
+/* The first slot of addr's line in a segment of 2^log2 slots. */
+static inline _Atomic uint64_t *addr_line(_Atomic uint64_t *t, uint64_t addr,
+                                          uint32_t log2)
+{
+    return t + (size_t)addr_home(addr, log2 - 3) * LINE_SLOTS;
 }
 
 int cp_heap_table_init(void)
@@ -222,79 +227,46 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
     return found;
 }
 
-/* Inserts word into segment k; false when it has no room. */
-static bool seg_insert(unsigned k, _Atomic uint64_t *t, uint64_t addr,
-                       uint64_t word)
-{
-    addr_seg *s = &heap_table.seg[k];
-    uint32_t log2 = seg_log2(k), slots = 1u << log2;
-    if (atomic_fetch_add_explicit(&s->used, 1, memory_order_relaxed) >=
-        slots / 2) {
-        atomic_fetch_sub_explicit(&s->used, 1, memory_order_relaxed);
-        return false;
-    }
-    uint32_t i = addr_home(addr, log2);
-    for (uint32_t n = 0; n < slots; n++, i = (i + 1) & (slots - 1)) {
-        uint64_t cur = atomic_load_explicit(&t[i], memory_order_relaxed);
-        if (cur != SLOT_EMPTY && cur != SLOT_TOMB)
-            continue;
-        /* Publish the bound before the entry, so a lookup that can see the
-         * entry also walks far enough to reach it. */
-        uint32_t max = atomic_load_explicit(&s->probe_max, memory_order_relaxed);
-        while (n + 1 > max &&
-               !atomic_compare_exchange_weak(&s->probe_max, &max, n + 1))
-            ;
-        if (atomic_compare_exchange_strong(&t[i], &cur, word))
-            return true;
-    }
-    atomic_fetch_sub_explicit(&s->used, 1, memory_order_relaxed);
-    return false;
-}
-
 bool cp_heap_addr_insert(uintptr_t addr, uint32_t index)
 {
-    if (addr <= SLOT_TOMB || ((uint64_t)addr & ~ADDR_MASK) ||
-        index >= BUCKET_MAX)
+    if (addr == 0 || ((uint64_t)addr & ~ADDR_MASK) || index >= BUCKET_MAX)
         return false;
     uint64_t word = (uint64_t)addr | (uint64_t)index << ADDR_BITS;
     for (unsigned k = 0; k < ADDR_SEGS; k++) {
         _Atomic uint64_t *t = seg_slots(k, k > 0);
         if (!t)
             return false; /* not initialised, or out of memory */
-        if (seg_insert(k, t, addr, word))
-            return true;
+        _Atomic uint64_t *line = addr_line(t, addr, seg_log2(k));
+        for (unsigned j = 0; j < LINE_SLOTS; j++) {
+            uint64_t cur = atomic_load_explicit(&line[j], memory_order_relaxed);
+            if (cur == SLOT_EMPTY &&
+                atomic_compare_exchange_strong_explicit(
+                    &line[j], &cur, word, memory_order_release,
+                    memory_order_relaxed))
+                return true;
+        }
+        /* This line is full: the next segment's line for addr. */
     }
     return false;
 }
 
 cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index)
 {
-    if ((uint64_t)addr & ~ADDR_MASK)
+    if (addr == 0 || ((uint64_t)addr & ~ADDR_MASK))
         return NULL;
     for (unsigned k = 0; k < ADDR_SEGS; k++) {
-        addr_seg *s = &heap_table.seg[k];
-        _Atomic uint64_t *t = atomic_load_explicit(&s->slots,
-                                                   memory_order_acquire);
+        _Atomic uint64_t *t = seg_slots(k, false);
         if (!t)
             return NULL; /* segments are mapped in order */
-        /* The insert of a block being freed happened before this free, so
-         * its segment's count is visibly non-zero. */
-        if (atomic_load_explicit(&s->used, memory_order_relaxed) == 0)
-            continue;
-        uint32_t log2 = seg_log2(k), mask = (1u << log2) - 1;
-        uint32_t max = atomic_load_explicit(&s->probe_max, memory_order_acquire);
-        uint32_t i = addr_home(addr, log2);
-        for (uint32_t n = 0; n < max; n++, i = (i + 1) & mask) {
-            uint64_t cur = atomic_load_explicit(&t[i], memory_order_acquire);
-            if (cur == SLOT_EMPTY)
-                break;
-            if ((cur & ADDR_MASK) != addr || cur == SLOT_TOMB)
+        _Atomic uint64_t *line = addr_line(t, addr, seg_log2(k));
+        for (unsigned j = 0; j < LINE_SLOTS; j++) {
+            uint64_t cur = atomic_load_explicit(&line[j], memory_order_acquire);
+            if ((cur & ADDR_MASK) != addr)
                 continue;
             /* Only the thread freeing addr can remove it: the CAS cannot
              * fail unless the caller double-frees, and then one wins. */
-            if (!atomic_compare_exchange_strong(&t[i], &cur, SLOT_TOMB))
+            if (!atomic_compare_exchange_strong(&line[j], &cur, SLOT_EMPTY))
                 return NULL;
-            atomic_fetch_sub_explicit(&s->used, 1, memory_order_relaxed);
             cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
                                                      memory_order_relaxed);
             *index = (uint32_t)(cur >> ADDR_BITS);
@@ -306,9 +278,16 @@ cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index)
 
 size_t cp_heap_addr_live(void)
 {
+    /* Counted when asked (normal context), so that inserts and removes
+     * write nothing shared but their own slot. */
     size_t n = 0;
-    for (unsigned k = 0; k < ADDR_SEGS; k++)
-        n += atomic_load_explicit(&heap_table.seg[k].used, memory_order_relaxed);
+    for (unsigned k = 0; k < ADDR_SEGS; k++) {
+        _Atomic uint64_t *t = seg_slots(k, false);
+        if (!t)
+            break;
+        for (size_t i = 0; i < ((size_t)1 << seg_log2(k)); i++)
+            n += atomic_load_explicit(&t[i], memory_order_relaxed) != SLOT_EMPTY;
+    }
     return n;
 }
 
@@ -324,7 +303,7 @@ size_t cp_heap_table_bytes(void)
     size_t bytes = (n * sizeof(cp_heap_bucket) + 4095) & ~(size_t)4095;
     bytes += sizeof(uint32_t) * BUCKET_INDEX_SLOTS;
     for (unsigned k = 0; k < ADDR_SEGS; k++)
-        if (atomic_load_explicit(&heap_table.seg[k].slots, memory_order_relaxed))
+        if (seg_slots(k, false))
             bytes += sizeof(uint64_t) << seg_log2(k);
     return bytes;
 }

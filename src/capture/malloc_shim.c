@@ -557,9 +557,37 @@ static inline void *do_malloc(size_t n, uintptr_t ra)
     return p;
 }
 
-SHIM_EXPORT void *malloc(size_t n)
+/* Everything malloc does but the unsampled decision. */
+static __attribute__((noinline)) void *malloc_slow(size_t n, uintptr_t ra)
 {
-    return do_malloc(n, CALLER());
+    if (UNLIKELY(!resolved()))
+        return arena_alloc(n, 16);
+    if (LIKELY(!sample_slow(n)))
+        return shim.malloc(n);
+    void *p = shim.malloc(n);
+    if (p)
+        record(p, n, ra);
+    return p;
+}
+
+/*
+ * The unsampled path is the thread-local compare and subtraction and a
+ * tail call, with no frame: a thread's epoch matches only after its first
+ * call went through sample_slow, which runs only once the real functions
+ * are resolved, so the fast test needs no resolution check.  Without a
+ * frame pointer here the unwinders rely on CFI for this function, which
+ * the compiler emits for it as for every other.
+ */
+SHIM_EXPORT __attribute__((optimize("omit-frame-pointer"))) void *
+malloc(size_t n)
+{
+    if (LIKELY(heap_tls.epoch == atomic_load_explicit(&shim.epoch,
+                                                      memory_order_relaxed) &&
+               n < heap_tls.left)) {
+        heap_tls.left -= n;
+        return shim.malloc(n);
+    }
+    return malloc_slow(n, CALLER());
 }
 
 /* free of a block the filter cannot rule out, NULL, an arena block, or

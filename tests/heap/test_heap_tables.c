@@ -1,0 +1,136 @@
+/*
+ * tests/heap/test_heap_tables.c - the heap sampler's tables are sized to
+ * what is used and bounded: a program with few live sampled blocks keeps
+ * them under 1 MiB; 200,000 live sampled blocks (far more than the first
+ * address-set segment holds) are all tracked, found again by free, and
+ * the tables stay within the documented 8 MiB bound; distinct (stack,
+ * size) records get buckets of their own.  The order of the tests
+ * matters (the tables never shrink): small first.
+ *
+ * Needs the malloc interposition: labelled no-sanitizer.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "capture/heap_sampler.h"
+#include "heap_test_util.h"
+
+#define LIVE_MANY 200000
+#define TABLE_BOUND ((size_t)8 << 20)
+
+static void *volatile sink;
+static volatile int no_tail_call;
+
+__attribute__((noinline)) void *tables_site_few(size_t n)
+{
+    void *p = malloc(n);
+    no_tail_call = 1;
+    return p;
+}
+
+__attribute__((noinline)) void *tables_site_many(size_t n)
+{
+    void *p = malloc(n);
+    no_tail_call = 1;
+    return p;
+}
+
+/* Churn with a handful of blocks live: the tables stay small. */
+static void test_few_live_blocks_keep_tables_small(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(4096), 0);
+    void *ring[16] = {0};
+    for (int i = 0; i < 200000; i++) {
+        int k = i & 15;
+        free(ring[k]);
+        ring[k] = tables_site_few(16 + (size_t)(i * 37) % 2000);
+    }
+    size_t bytes = cp_heap_table_bytes();
+    for (int k = 0; k < 16; k++)
+        free(ring[k]);
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    printf("tables after churn with 16 live blocks: %zu bytes\n", bytes);
+    assert_true(bytes > 0);
+    assert_true(bytes < ((size_t)1 << 20));
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_true(ht_sum(d, "alloc_objects", "tables_site_few", NULL) > 0);
+    assert_int_equal(ht_sum(d, "inuse_objects", "tables_site_few", NULL), 0);
+    cp_decoded_free(d);
+}
+
+/* Every block sampled and live at once: the address set grows by
+ * segments, nothing is dropped, every free finds its block. */
+static void test_many_live_blocks_are_all_tracked(void **state)
+{
+    (void)state;
+    uint64_t dropped = cp_heap_dropped();
+    void **v = calloc(LIVE_MANY, sizeof *v);
+    assert_non_null(v);
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    for (size_t i = 0; i < LIVE_MANY; i++)
+        v[i] = tables_site_many(24);
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    size_t live = cp_heap_addr_live(), bytes = cp_heap_table_bytes();
+    printf("%zu live sampled blocks, tables %zu bytes\n", live, bytes);
+    assert_true(live >= LIVE_MANY);
+    assert_true(bytes <= TABLE_BOUND);
+    assert_int_equal(cp_heap_dropped(), dropped);
+
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(ht_sum(d, "inuse_objects", "tables_site_many", NULL),
+                     LIVE_MANY);
+    assert_int_equal(ht_sum(d, "inuse_space", "tables_site_many", NULL),
+                     (int64_t)LIVE_MANY * 24);
+    cp_decoded_free(d);
+
+    for (size_t i = 0; i < LIVE_MANY; i++)
+        free(v[i]);
+    free(v);
+    d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    assert_int_equal(ht_sum(d, "inuse_objects", "tables_site_many", NULL), 0);
+    assert_int_equal(ht_sum(d, "alloc_objects", "tables_site_many", NULL),
+                     LIVE_MANY);
+    cp_decoded_free(d);
+}
+
+/* Distinct sizes from one stack are distinct records, each exact. */
+static void test_each_size_gets_its_bucket(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    void *v[3000];
+    for (int i = 0; i < 3000; i++)
+        v[i] = tables_site_few(1000 + (size_t)i % 1000);
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    int ix = cp_decoded_type_index(d, "inuse_objects");
+    size_t records = 0;
+    int64_t objects = 0;
+    for (size_t i = 0; i < d->nsamples; i++) {
+        const cp_dec_sample *s = &d->samples[i];
+        if (s->values[ix] > 0 && ht_sample_has(d, s, "tables_site_few")) {
+            records++;
+            objects += s->values[ix];
+            assert_int_equal(s->values[ix], 3); /* 3000 calls, 1000 sizes */
+        }
+    }
+    cp_decoded_free(d);
+    for (int i = 0; i < 3000; i++)
+        free(v[i]);
+    assert_int_equal(records, 1000);
+    assert_int_equal(objects, 3000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_few_live_blocks_keep_tables_small),
+        cmocka_unit_test(test_many_live_blocks_are_all_tracked),
+        cmocka_unit_test(test_each_size_gets_its_bucket),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
