@@ -327,15 +327,27 @@ static __attribute__((noinline)) bool sample_slow(size_t n)
     return true;
 }
 
-static inline bool should_sample(size_t n)
+/*
+ * The unsampled decision, without a call: true when this thread's current
+ * interval covers n more bytes (which are then subtracted).  A thread's
+ * epoch matches only after its first call went through sample_slow, which
+ * runs only once the real functions are resolved, so a true answer also
+ * means they are.
+ */
+static inline bool interval_covers(size_t n)
 {
     if (LIKELY(heap_tls.epoch == atomic_load_explicit(&shim.epoch,
                                                       memory_order_relaxed) &&
                n < heap_tls.left)) {
         heap_tls.left -= n;
-        return false;
+        return true;
     }
-    return sample_slow(n);
+    return false;
+}
+
+static inline bool should_sample(size_t n)
+{
+    return !interval_covers(n) && sample_slow(n);
 }
 
 /* ------------------------------------------------------------ recording */
@@ -545,18 +557,6 @@ __attribute__((constructor)) static void shim_init(void)
 
 #define CALLER() ((uintptr_t)__builtin_return_address(0))
 
-static inline void *do_malloc(size_t n, uintptr_t ra)
-{
-    if (UNLIKELY(!resolved()))
-        return arena_alloc(n, 16);
-    if (LIKELY(!should_sample(n)))
-        return shim.malloc(n);
-    void *p = shim.malloc(n);
-    if (p)
-        record(p, n, ra);
-    return p;
-}
-
 /* Everything malloc does but the unsampled decision. */
 static __attribute__((noinline)) void *malloc_slow(size_t n, uintptr_t ra)
 {
@@ -570,24 +570,23 @@ static __attribute__((noinline)) void *malloc_slow(size_t n, uintptr_t ra)
     return p;
 }
 
+static inline void *do_malloc(size_t n, uintptr_t ra)
+{
+    if (LIKELY(interval_covers(n)))
+        return shim.malloc(n);
+    return malloc_slow(n, ra);
+}
+
 /*
  * The unsampled path is the thread-local compare and subtraction and a
- * tail call, with no frame: a thread's epoch matches only after its first
- * call went through sample_slow, which runs only once the real functions
- * are resolved, so the fast test needs no resolution check.  Without a
- * frame pointer here the unwinders rely on CFI for this function, which
- * the compiler emits for it as for every other.
+ * tail call, with no frame.  Without a frame pointer here the unwinders
+ * rely on CFI for this function, which the compiler emits for it as for
+ * every other.
  */
 SHIM_EXPORT __attribute__((optimize("omit-frame-pointer"))) void *
 malloc(size_t n)
 {
-    if (LIKELY(heap_tls.epoch == atomic_load_explicit(&shim.epoch,
-                                                      memory_order_relaxed) &&
-               n < heap_tls.left)) {
-        heap_tls.left -= n;
-        return shim.malloc(n);
-    }
-    return malloc_slow(n, CALLER());
+    return do_malloc(n, CALLER());
 }
 
 /* free of a block the filter cannot rule out, NULL, an arena block, or
