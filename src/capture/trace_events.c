@@ -51,15 +51,23 @@
 #define RING_WORDS (CP_TRACE_RING_BYTES / 8)
 #define RING_MASK (RING_WORDS - 1)
 
+/*
+ * One thread's slot, laid out by who writes what: the owner's line (head,
+ * busy, lost, ring: written on every record, read by the drain once per
+ * pass), the drain's line (tail), and a line read by the drain and written
+ * by the owner only when it claims the slot or exits (tid, name).  Slots
+ * are cache-line aligned so no line is shared between two slots.
+ */
 struct trace_slot {
-    _Atomic uint64_t head;  /* words committed; written by the owner */
-    char pad0[56];
-    _Atomic uint64_t tail;  /* words consumed; written by the drain */
-    char pad1[56];
-    _Atomic int32_t tid;    /* owner, 0 when free */
+    _Alignas(64) _Atomic uint64_t head; /* words committed; by the owner */
     _Atomic uint32_t busy;  /* owner is inside a write */
+    /* Open regions of the owner while tracing; owner only, changed inside
+     * a write so a signal handler's regions nest consistently. */
+    uint32_t region_depth;
     _Atomic uint64_t lost;  /* events this owner dropped this session */
     _Atomic uint64_t *ring;
+    _Alignas(64) _Atomic uint64_t tail; /* words consumed; by the drain */
+    _Alignas(64) _Atomic int32_t tid;   /* owner, 0 when free */
     /* The owner's name (16 bytes, as prctl gives it), refreshed when it
      * exits; words, so the drain may read it while the owner writes. */
     _Atomic uint64_t name_words[2];
@@ -141,92 +149,165 @@ static struct trace_slot *claim_slot(void)
     return NULL;
 }
 
-/* Copies n bytes into consecutive ring words starting at pos, zero-padding
- * the last word.  Returns the next position. */
-static uint64_t put_bytes(_Atomic uint64_t *ring, uint64_t pos,
-                          const unsigned char *b, size_t n)
+/*
+ * Enters a write on the calling thread's slot.  NULL when tracing is off
+ * (the predictable branch: one relaxed load), and (the event counted lost
+ * where there is someone to charge) when the thread has no slot or is
+ * already inside a write (a signal handler interrupted it).
+ */
+static inline __attribute__((always_inline)) struct trace_slot *
+write_enter(void)
 {
-    while (n > 0) {
-        uint64_t w = 0;
-        size_t k = n < 8 ? n : 8;
-        memcpy(&w, b, k);
-        atomic_store_explicit(&ring[pos & RING_MASK], w, memory_order_relaxed);
-        pos++;
-        b += k;
-        n -= k;
-    }
-    return pos;
-}
-
-/* The one write path; inlined into both entry points so a region
- * begin/end costs one call into this file, not two. */
-static inline __attribute__((always_inline)) bool
-emit_record(unsigned type, uint32_t aux, uint64_t ts, const uint64_t *w,
-            size_t nw, const void *b1, size_t n1, const void *b2, size_t n2)
-{
-    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_acquire))
-        return false;
-
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_relaxed))
+        return NULL;
     struct trace_slot *s = trace_tls_slot;
     if (s == NULL && (s = claim_slot()) == NULL) {
         atomic_fetch_add_explicit(&trace_capture.lost_noslot, 1,
                                   memory_order_relaxed);
-        return false;
+        return NULL;
     }
-    /* Same-thread re-entry (a signal handler interrupted a write). */
     if (atomic_load_explicit(&s->busy, memory_order_relaxed)) {
         if (s != &trace_ignored_slot)
             atomic_fetch_add_explicit(&s->lost, 1, memory_order_relaxed);
-        return false;
+        return NULL;
     }
     atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     /* Paired with disable()'s membarrier: either it sees busy, or we see
      * tracing off.  Acquire: a new session's reset of head is visible. */
-    bool ok = false;
-    if (atomic_load_explicit(&trace_capture.enabled, memory_order_acquire)) {
-        if (ts == 0) {
-            if (trace_capture.use_tsc) {
-                ts = cp_trace_tsc();
-                type |= CP_TREC_TSC;
-            } else {
-                ts = cp_trace_now();
-            }
-        }
-        size_t bytes = n1 + n2;
-        size_t nwords = 2 + nw + (bytes + 7) / 8;
-        uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
-        uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
-        if (nwords <= CP_TRACE_REC_MAX_WORDS + CP_TRACE_STACK_MAX &&
-            head + nwords - tail <= RING_WORDS) {
-            _Atomic uint64_t *ring = s->ring;
-            uint64_t pos = head;
-            uint64_t hdr = (uint64_t)type | (uint64_t)nwords << 8 |
-                           (uint64_t)aux << 32;
-            atomic_store_explicit(&ring[pos++ & RING_MASK], hdr,
-                                  memory_order_relaxed);
-            atomic_store_explicit(&ring[pos++ & RING_MASK], ts,
-                                  memory_order_relaxed);
-            for (size_t i = 0; i < nw; i++)
-                atomic_store_explicit(&ring[pos++ & RING_MASK], w[i],
-                                      memory_order_relaxed);
-            if (n2 == 0) {
-                pos = put_bytes(ring, pos, b1, n1);
-            } else {
-                /* Two strings share words: stage them contiguously. */
-                unsigned char tmp[CP_TRACE_NAME_MAX + CP_TRACE_MSG_MAX + 2];
-                memcpy(tmp, b1, n1);
-                memcpy(tmp + n1, b2, n2);
-                pos = put_bytes(ring, pos, tmp, bytes);
-            }
-            atomic_store_explicit(&s->head, pos, memory_order_release);
-            ok = true;
-        }
-        if (!ok)
-            atomic_fetch_add_explicit(&s->lost, 1, memory_order_relaxed);
+    if (!atomic_load_explicit(&trace_capture.enabled, memory_order_acquire)) {
+        atomic_signal_fence(memory_order_seq_cst);
+        atomic_store_explicit(&s->busy, 0, memory_order_release);
+        return NULL;
     }
+    return s;
+}
+
+static inline __attribute__((always_inline)) void
+write_leave(struct trace_slot *s)
+{
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&s->busy, 0, memory_order_release);
+}
+
+/* A timestamp for a record of type type, which gains CP_TREC_TSC when the
+ * stamp is a raw TSC reading (plain rdtsc: no fence is needed to order
+ * reads within one thread, and the drain sorts across threads). */
+static inline __attribute__((always_inline)) uint64_t stamp(unsigned *type)
+{
+#if defined(__x86_64__)
+    if (trace_capture.use_tsc) {
+        *type |= CP_TREC_TSC;
+        return __rdtsc();
+    }
+#endif
+    return cp_trace_now();
+}
+
+/* Whether nwords more fit in s's ring from head; counts the event lost
+ * when not. */
+static inline __attribute__((always_inline)) bool
+ring_room(struct trace_slot *s, uint64_t head, size_t nwords)
+{
+    uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+    if (head + nwords - tail <= RING_WORDS)
+        return true;
+    atomic_fetch_add_explicit(&s->lost, 1, memory_order_relaxed);
+    return false;
+}
+
+static inline __attribute__((always_inline)) void
+ring_put(struct trace_slot *s, uint64_t pos, uint64_t word)
+{
+    atomic_store_explicit(&s->ring[pos & RING_MASK], word,
+                          memory_order_relaxed);
+}
+
+/* The k (0..8) bytes at p as one little-endian word, zero-padded, read
+ * with whole loads that stay inside the k bytes. */
+static inline uint64_t load_partial(const unsigned char *p, size_t k)
+{
+    if (k >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + k - 4, 4); /* overlaps a: the same bytes */
+        return a | (uint64_t)b << (8 * (k - 4));
+    }
+    if (k >= 2) {
+        uint16_t a, b;
+        memcpy(&a, p, 2);
+        memcpy(&b, p + k - 2, 2);
+        return a | (uint64_t)b << (8 * (k - 2));
+    }
+    return k ? p[0] : 0;
+}
+
+/* Copies n bytes into ring words from pos, the last one zero-padded,
+ * with word loads only (a byte loop costs more than the rest of a region
+ * record).  Returns the next position. */
+static inline __attribute__((always_inline)) uint64_t
+put_bytes(struct trace_slot *s, uint64_t pos, const unsigned char *p,
+          size_t n)
+{
+    size_t k = n & 7;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        ring_put(s, pos++, w);
+    }
+    if (k != 0) {
+        uint64_t w;
+        if (n >= 8) { /* the last 8 bytes, shifted down to k */
+            memcpy(&w, p + n - 8, 8);
+            w >>= 8 * (8 - k);
+        } else {
+            w = load_partial(p, k);
+        }
+        ring_put(s, pos++, w);
+    }
+    return pos;
+}
+
+static inline uint64_t rec_header(unsigned type, size_t nwords, uint32_t aux)
+{
+    return (uint64_t)type | (uint64_t)nwords << 8 | (uint64_t)aux << 32;
+}
+
+/* The general write path, for every record but the region pair. */
+static bool emit_record(unsigned type, uint32_t aux, uint64_t ts,
+                        const uint64_t *w, size_t nw, const void *b1,
+                        size_t n1, const void *b2, size_t n2)
+{
+    struct trace_slot *s = write_enter();
+    if (s == NULL)
+        return false;
+    if (ts == 0)
+        ts = stamp(&type);
+    size_t bytes = n1 + n2;
+    size_t nwords = 2 + nw + (bytes + 7) / 8;
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    bool ok = nwords <= CP_TRACE_REC_MAX_WORDS + CP_TRACE_STACK_MAX;
+    if (!ok)
+        atomic_fetch_add_explicit(&s->lost, 1, memory_order_relaxed);
+    else if ((ok = ring_room(s, head, nwords))) {
+        uint64_t pos = head;
+        ring_put(s, pos++, rec_header(type, nwords, aux));
+        ring_put(s, pos++, ts);
+        for (size_t i = 0; i < nw; i++)
+            ring_put(s, pos++, w[i]);
+        if (n2 == 0) {
+            pos = put_bytes(s, pos, b1, n1);
+        } else {
+            /* Two strings share words: stage them contiguously. */
+            unsigned char tmp[CP_TRACE_NAME_MAX + CP_TRACE_MSG_MAX + 2];
+            if (n1 != 0) /* b1 may be NULL when empty */
+                memcpy(tmp, b1, n1);
+            memcpy(tmp + n1, b2, n2);
+            pos = put_bytes(s, pos, tmp, bytes);
+        }
+        atomic_store_explicit(&s->head, pos, memory_order_release);
+    }
+    write_leave(s);
     return ok;
 }
 
@@ -241,6 +322,58 @@ bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
                     const void *b2, size_t n2)
 {
     return emit_record(type, aux, ts, w, nw, b1, n1, b2, n2);
+}
+
+/*
+ * The region pair, the one hot path: one call each, one relaxed load when
+ * off; while tracing, a TSC read and 2 (end) or 3+ (begin) ring words.
+ * The depth moves even when the ring is full, so the recorder can still
+ * pair the ends it does see.
+ */
+void cp_trace_region_begin(uint64_t task, const char *name)
+{
+    struct trace_slot *s = write_enter();
+    if (s == NULL)
+        return;
+    unsigned type = CP_TREC_REGION_BEGIN;
+    uint64_t ts = stamp(&type);
+    uint32_t depth = s->region_depth++;
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    size_t fixed = task != 0 ? 3 : 2;
+    /* Room for the longest name; a short one leaves the rest unused. */
+    if (ring_room(s, head, fixed + (CP_TRACE_NAME_MAX + 7) / 8)) {
+        uint64_t pos = head + fixed;
+        /* strnlen: async-signal-safe (POSIX.1-2008 TC2), and libc's
+         * vector scan beats a byte loop past a few characters. */
+        size_t n = name != NULL ? strnlen(name, CP_TRACE_NAME_MAX) : 0;
+        pos = put_bytes(s, pos, (const unsigned char *)name, n);
+        uint32_t aux = (uint32_t)n | (depth & 0xffff) << 8 |
+                       (task != 0 ? CP_TREC_REGION_HAS_TASK : 0);
+        ring_put(s, head, rec_header(type, (size_t)(pos - head), aux));
+        ring_put(s, head + 1, ts);
+        if (task != 0)
+            ring_put(s, head + 2, task);
+        atomic_store_explicit(&s->head, pos, memory_order_release);
+    }
+    write_leave(s);
+}
+
+void cp_trace_region_end(void)
+{
+    struct trace_slot *s = write_enter();
+    if (s == NULL)
+        return;
+    unsigned type = CP_TREC_REGION_END;
+    uint64_t ts = stamp(&type);
+    /* At depth 0 the begin predates the trace: the recorder drops it. */
+    uint32_t depth = s->region_depth > 0 ? --s->region_depth : 0;
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    if (ring_room(s, head, 2)) {
+        ring_put(s, head, rec_header(type, 2, (depth & 0xffff) << 8));
+        ring_put(s, head + 1, ts);
+        atomic_store_explicit(&s->head, head + 2, memory_order_release);
+    }
+    write_leave(s);
 }
 
 void cp_trace_ignore_this_thread(void)
@@ -309,6 +442,7 @@ static void atfork_child(void)
         struct trace_slot *s = &trace_capture.slots[i];
         atomic_store_explicit(&s->tid, 0, memory_order_relaxed);
         atomic_store_explicit(&s->busy, 0, memory_order_relaxed);
+        s->region_depth = 0;
     }
 }
 
@@ -477,6 +611,7 @@ bool cp_trace_slot_reap(size_t i)
     atomic_store_explicit(&s->head, 0, memory_order_relaxed);
     atomic_store_explicit(&s->tail, 0, memory_order_relaxed);
     atomic_store_explicit(&s->busy, 0, memory_order_relaxed);
+    s->region_depth = 0;
     atomic_store_explicit(&s->tid, 0, memory_order_release);
     return true;
 }

@@ -34,8 +34,10 @@
  * [1] timestamp (CLOCK_MONOTONIC ns), then the type's payload.
  */
 enum cp_trace_rec_type {
-    CP_TREC_REGION_BEGIN = 1, /* [2] task id; name bytes (aux = length |
-                                 depth << 8: open regions before it) */
+    CP_TREC_REGION_BEGIN = 1, /* [2] task id, only when aux has
+                                 CP_TREC_REGION_HAS_TASK; name bytes (aux =
+                                 length | depth << 8: open regions before
+                                 it, 16 bits) */
     CP_TREC_REGION_END,       /* no payload (aux = depth << 8) */
     CP_TREC_TASK_BEGIN,       /* [2] id, [3] parent id; name (aux = len) */
     CP_TREC_TASK_END,         /* [2] id; name (aux = len) */
@@ -46,6 +48,9 @@ enum cp_trace_rec_type {
     CP_TREC_THREAD_START,
     CP_TREC_THREAD_EXIT,
 };
+
+/* Region-begin aux flag: a task id word precedes the name. */
+#define CP_TREC_REGION_HAS_TASK (1u << 24)
 
 /* Type-byte flag: the record's timestamp is a raw TSC reading (the
  * recorder converts it to CLOCK_MONOTONIC ns), not nanoseconds. */
@@ -80,6 +85,16 @@ bool cp_trace_emit(unsigned type, uint32_t aux, uint64_t ts,
 bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
                     const uint64_t *w, size_t nw, const void *b1, size_t n1,
                     const void *b2, size_t n2);
+
+/*
+ * The region pair of the annotation API (cpprof_trace_region_*), each a
+ * single call that checks enabled itself: begin records task (0: none)
+ * and up to CP_TRACE_NAME_MAX bytes of name (NULL: ""), end closes the
+ * innermost open region.  The capture layer counts the thread's open
+ * regions and stamps each record with its depth.
+ */
+void cp_trace_region_begin(uint64_t task, const char *name);
+void cp_trace_region_end(void);
 
 /* Makes the calling thread's events vanish without counting as lost
  * (the recorder's own drain thread).  Normal context. */

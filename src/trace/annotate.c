@@ -10,10 +10,11 @@
  * vsnprintf (normal context).  When no trace is recording every call is
  * one relaxed load and a branch.
  *
- * Region nesting: each thread counts its open regions while tracing and
- * stamps begin/end records with their depth, so the recorder can pair an
- * end with its begin even when a record in between was dropped (full
- * ring) or the region began before the trace started.
+ * Region nesting: the capture layer (cp_trace_region_begin/end) counts
+ * each thread's open regions while tracing and stamps begin/end records
+ * with their depth, so the recorder can pair an end with its begin even
+ * when a record in between was dropped (full ring) or the region began
+ * before the trace started.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,10 +36,6 @@ struct cpprof_trace_task {
 static struct {
     _Atomic uint64_t next_task_id;
 } trace_annotate = { 1 };
-
-/* Open regions of this thread (while tracing).  Initial-exec TLS: safe to
- * touch from a signal handler. */
-static __thread uint32_t region_depth __attribute__((tls_model("initial-exec")));
 
 static size_t bounded_len(const char *s, size_t max)
 {
@@ -103,23 +100,15 @@ void cpprof_trace_task_end(cpprof_trace_task *task)
 void cpprof_trace_region_begin(const cpprof_trace_task *task,
                                const char *region_type)
 {
-    if (!cp_trace_enabled())
-        return;
-    size_t n = bounded_len(region_type, CP_TRACE_NAME_MAX);
-    uint64_t w[1] = { task ? task->id : 0 };
-    uint32_t depth = region_depth++;
-    cp_trace_emit(CP_TREC_REGION_BEGIN, (uint32_t)n | depth << 8,
-                  0, w, 1, region_type, n);
+    /* The capture layer checks enabled, counts depth and copies the name:
+     * one call on the hot path. */
+    cp_trace_region_begin(task ? task->id : 0, region_type);
 }
 
 void cpprof_trace_region_end(const cpprof_trace_task *task)
 {
-    if (!cp_trace_enabled())
-        return;
-    /* At depth 0 the begin predates the trace: the recorder drops it. */
-    uint32_t depth = region_depth > 0 ? --region_depth : 0;
     (void)task; /* the end closes the innermost region: no payload */
-    cp_trace_emit(CP_TREC_REGION_END, depth << 8, 0, NULL, 0, NULL, 0);
+    cp_trace_region_end();
 }
 
 void cpprof_trace_with_region(const cpprof_trace_task *task,

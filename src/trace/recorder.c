@@ -457,10 +457,12 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
     case CP_TREC_REGION_BEGIN: {
         size_t n = aux & 0xff;
         uint16_t depth = (uint16_t)(aux >> 8);
-        if (st->nopen == OPEN_REGIONS_MAX || nw < 3 + (n + 7) / 8) {
+        size_t fixed = aux & CP_TREC_REGION_HAS_TASK ? 3 : 2;
+        if (st->nopen == OPEN_REGIONS_MAX || nw < fixed + (n + 7) / 8) {
             trace_rec.dropped++;
             return;
         }
+        uint64_t task = fixed == 3 ? r[2] : 0;
         /* Open regions at this depth or deeper have ended (their end
          * records were lost): close them here, or they would nest. */
         while (st->nopen > 0 && st->open[st->nopen - 1] >= depth) {
@@ -470,9 +472,9 @@ static void emit_record(struct slot_state *st, const uint64_t *r, size_t nw)
         }
         st->open[st->nopen++] = depth;
         event_open("B", "region", tid, ts);
-        event_name(bytes, n);
-        if (r[2] != 0)
-            cp_writer_printf(w, ",\"args\":{\"task\":%" PRIu64 "}", r[2]);
+        event_name((const char *)(r + fixed), n);
+        if (task != 0)
+            cp_writer_printf(w, ",\"args\":{\"task\":%" PRIu64 "}", task);
         write_lit(w, "}");
         break;
     }
