@@ -80,8 +80,8 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define HEAP_STACK_DEPTH 64
-#define FILTER_LOG2 12 /* 4-bit counters in the free-path filter: 2 KiB */
-#define FILTER_WORDS ((1u << FILTER_LOG2) / 16)
+#define FILTER_WORDS_LOG2 8 /* 64-bit words in the free-path filter: 2 KiB */
+#define FILTER_WORDS (1u << FILTER_WORDS_LOG2)
 #define FILTER_SATURATED 15u
 #define REC_STRIPES 16 /* in-flight recording counters, one line each */
 #define CACHE_LINE 64
@@ -136,13 +136,17 @@ static struct {
         _Alignas(CACHE_LINE) _Atomic int n;
     } recording[REC_STRIPES];
 
-    /* Live sampled blocks per address hash, as saturating 4-bit counters
-     * (16 to a word): a zero counter proves an address unsampled without
-     * touching the address set.  A counter counts blocks whose insert
+    /* A counting Bloom filter over the addresses of live sampled blocks,
+     * blocked by word: an address picks one 64-bit word and two distinct
+     * of its sixteen 4-bit counters, and counts in both.  Either counter
+     * at zero proves the address unsampled without touching the address
+     * set, in one load.  A counter counts blocks whose insert
      * happened-before their owner could free them and is decremented only
      * after their removal, so it is never zero while one of its blocks is
-     * live; once saturated it stays so (always "maybe").  2 KiB, so that
-     * the workload's own memory traffic rarely evicts it. */
+     * live; once saturated (15) it stays so.  Two counters instead of one
+     * make a collision ~30 times rarer while few sampled blocks are live,
+     * and no more likely when many are.  2 KiB, so that the workload's
+     * own memory traffic rarely evicts it. */
     _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_WORDS];
 
     _Alignas(CACHE_LINE) _Atomic size_t arena_used;
@@ -352,36 +356,47 @@ static inline bool should_sample(size_t n)
 
 /* ------------------------------------------------------------ recording */
 
-static inline uint32_t filter_slot(const void *p)
+/* Where p counts: a word, and two distinct nibble shifts within it. */
+typedef struct filter_pos {
+    _Atomic uint64_t *word;
+    unsigned s1, s2;
+} filter_pos;
+
+static inline filter_pos filter_pos_of(const void *p)
 {
     /* A multiplier unlike the address set's, so that a filter collision
-     * says nothing about the set's probe path. */
+     * says nothing about the set's line; the high bits mix best. */
     uint64_t h = ((uint64_t)(uintptr_t)p >> 4) * UINT64_C(0xd6e8feb86659fd93);
-    return (uint32_t)(h >> (64 - FILTER_LOG2));
+    unsigned n1 = (unsigned)(h >> (60 - FILTER_WORDS_LOG2)) & 15;
+    unsigned n2 = n1 ^ ((unsigned)(h >> (56 - FILTER_WORDS_LOG2)) | 1);
+    return (filter_pos){&shim.filter[h >> (64 - FILTER_WORDS_LOG2)],
+                        n1 * 4, (n2 & 15) * 4};
 }
 
 /* false: p is certainly not a live sampled block. */
 static inline bool filter_maybe(const void *p)
 {
-    uint32_t slot = filter_slot(p);
-    uint64_t w = atomic_load_explicit(&shim.filter[slot / 16],
-                                      memory_order_relaxed);
-    return (w >> (slot % 16 * 4)) & 0xf;
+    filter_pos f = filter_pos_of(p);
+    uint64_t w = atomic_load_explicit(f.word, memory_order_relaxed);
+    return (w >> f.s1 & 0xf) && (w >> f.s2 & 0xf);
 }
 
-/* delta is +1 or -1; a saturated counter is never changed again. */
+/* delta is +1 or -1 on both of p's counters; a saturated counter is never
+ * changed again. */
 static void filter_add(const void *p, int delta)
 {
-    uint32_t slot = filter_slot(p), shift = slot % 16 * 4;
-    _Atomic uint64_t *word = &shim.filter[slot / 16];
-    uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
+    filter_pos f = filter_pos_of(p);
+    uint64_t w = atomic_load_explicit(f.word, memory_order_relaxed);
     for (;;) {
-        uint64_t c = (w >> shift) & 0xf;
-        if (c == FILTER_SATURATED)
-            return;
-        uint64_t next = delta > 0 ? w + (UINT64_C(1) << shift)
-                                  : w - (UINT64_C(1) << shift);
-        if (atomic_compare_exchange_weak_explicit(word, &w, next,
+        uint64_t next = w;
+        unsigned shifts[2] = {f.s1, f.s2};
+        for (int i = 0; i < 2; i++) {
+            uint64_t one = UINT64_C(1) << shifts[i];
+            if ((w >> shifts[i] & 0xf) == FILTER_SATURATED)
+                continue;
+            next = delta > 0 ? next + one : next - one;
+        }
+        if (atomic_compare_exchange_weak_explicit(f.word, &w, next,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
             return;
