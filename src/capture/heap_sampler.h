@@ -49,6 +49,9 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
 /* Records addr as a live sampled block of bucket index.  false when the
  * set is full or addr cannot be encoded (the sample is then dropped). */
 bool cp_heap_addr_insert(uintptr_t addr, uint32_t index);
+/* Starts loading the line where addr would be inserted (a hint; the
+ * caller has other work to do before cp_heap_addr_insert). */
+void cp_heap_addr_prefetch(uintptr_t addr);
 /* If addr is a live sampled block, removes it and returns its bucket
  * (and the bucket's index in *index); otherwise NULL. */
 cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index);

@@ -250,6 +250,13 @@ bool cp_heap_addr_insert(uintptr_t addr, uint32_t index)
     return false;
 }
 
+void cp_heap_addr_prefetch(uintptr_t addr)
+{
+    _Atomic uint64_t *t = seg_slots(0, false);
+    if (t)
+        __builtin_prefetch((const void *)addr_line(t, addr, seg_log2(0)), 1);
+}
+
 cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index)
 {
     if (addr == 0 || ((uint64_t)addr & ~ADDR_MASK))

@@ -458,6 +458,8 @@ static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
         atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
         goto out;
     }
+    /* The address set's line for p loads while we unwind. */
+    cp_heap_addr_prefetch((uintptr_t)p);
     uintptr_t pcs[HEAP_STACK_DEPTH];
     size_t depth = capture_stack(pcs, HEAP_STACK_DEPTH, ra);
     cp_stack_table *t = heap_stacks();
