@@ -35,12 +35,16 @@ echo "workload: $T threads, $iters iterations each (~${S}s), $REPS interleaved r
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 bw=$(awk '$1 == "baseline" { print $2 }' "$TMP/all" | median)
 bc=$(awk '$1 == "baseline" { print $3 }' "$TMP/all" | median)
-printf '%-16s %10s %10s %10s %10s\n' config wall_s wall/base cpu_s cpu/base
+# mean and standard error of the mean of process CPU, as a ratio
+stats() { awk '{ s += $1; q += $1 * $1; n++ } END { m = s / n; v = (n > 1) ? (q - n * m * m) / (n - 1) : 0; if (v < 0) v = 0; printf "%.4f %.4f", m, sqrt(v / n) }'; }
+printf '%-16s %10s %10s %10s %10s %18s\n' config wall_s wall/base cpu_s cpu/base "cpu mean/base±sem"
 for c in baseline cpprof-100 cpprof-1000 gperftools-100 gperftools-1000; do
     w=$(awk -v c=$c '$1 == c { print $2 }' "$TMP/all" | median)
     [ -n "$w" ] || continue
     u=$(awk -v c=$c '$1 == c { print $3 }' "$TMP/all" | median)
-    awk -v c=$c -v w="$w" -v bw="$bw" -v u="$u" -v bc="$bc" \
-        'BEGIN { printf "%-16s %10.4f %10.4f %10.4f %10.4f\n", c, w, w / bw, u, u / bc }'
+    set -- $(awk -v c=$c '$1 == c { print $3 }' "$TMP/all" | stats)
+    mb=$(awk '$1 == "baseline" { print $3 }' "$TMP/all" | stats | cut -d' ' -f1)
+    awk -v c=$c -v w="$w" -v bw="$bw" -v u="$u" -v bc="$bc" -v m="$1" -v se="$2" -v mb="$mb" \
+        'BEGIN { printf "%-16s %10.4f %10.4f %10.4f %10.4f %11.4f±%.4f\n", c, w, w / bw, u, u / bc, m / mb, se / mb }'
 done
 rm -rf "$TMP"
