@@ -88,9 +88,12 @@ static void slot_release(int i)
 
 static void thread_exit_hooks(void *unused)
 {
-    cp_trace_thread_exit();
     cp_cpu_thread_exit();
     cp_label_set_release(cp_labels_swap(NULL));
+    /* Last, and the start hook first: whatever the other hooks record
+     * (a wait on the CPU profiler's lock) lies inside the thread's life
+     * on its trace track. */
+    cp_trace_thread_exit();
 }
 
 static void *shim_trampoline(void *p)
@@ -98,9 +101,9 @@ static void *shim_trampoline(void *p)
     int i = (int)(intptr_t)p;
     shim_slot s = shim_state.slots[i];
     slot_release(i);
+    cp_trace_thread_start();
     cp_labels_swap(s.labels);
     cp_cpu_thread_start();
-    cp_trace_thread_start();
     void *ret;
     pthread_cleanup_push(thread_exit_hooks, NULL);
     ret = s.start(s.arg);

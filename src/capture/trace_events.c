@@ -378,7 +378,17 @@ void cp_trace_region_end(void)
 
 void cp_trace_ignore_this_thread(void)
 {
+    struct trace_slot *s = trace_tls_slot;
     trace_tls_slot = &trace_ignored_slot;
+    if (s == NULL || s == &trace_ignored_slot)
+        return;
+    /* The thread recorded before it asked (its start event, from the
+     * pthread_create shim).  It is the recorder's drain thread, the only
+     * consumer, so it may drop those records and hand the slot back. */
+    atomic_store_explicit(&s->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->tail, 0, memory_order_relaxed);
+    s->region_depth = 0;
+    atomic_store_explicit(&s->tid, 0, memory_order_release);
 }
 
 /* ---------------------------------------------------- sampler hooks */

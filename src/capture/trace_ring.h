@@ -96,8 +96,9 @@ bool cp_trace_emit2(unsigned type, uint32_t aux, uint64_t ts,
 void cp_trace_region_begin(uint64_t task, const char *name);
 void cp_trace_region_end(void);
 
-/* Makes the calling thread's events vanish without counting as lost
- * (the recorder's own drain thread).  Normal context. */
+/* Makes the calling thread's events vanish without counting as lost,
+ * those it already recorded included (the recorder's own drain thread,
+ * the one consumer, only).  Normal context. */
 void cp_trace_ignore_this_thread(void);
 
 /* CLOCK_MONOTONIC in nanoseconds (vDSO: signal-safe, no syscall). */

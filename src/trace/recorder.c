@@ -669,8 +669,15 @@ static void drain_all(void)
                 emit_record(st, r, cp_trace_rec_words(r[0]));
             }
         }
+        /* Its name at exit, read before the reap lets a new owner in: a
+         * thread that named itself after its first drain is renamed
+         * (the last thread_name event of a tid wins). */
+        char last[17];
+        cp_trace_slot_name(i, last);
         if (cp_trace_slot_reap(i) && st->tid == tid) {
             close_regions(st, st->last_ts);
+            if (last[0] && strcmp(last, st->name) != 0)
+                thread_name_event(tid, last);
             st->tid = 0;
         }
     }

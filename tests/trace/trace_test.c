@@ -1,8 +1,10 @@
 /*
  * tests/trace/trace_test.c - the execution tracer end to end: API errors,
  * the acceptance scenario (3 threads, nested regions, a task spanning two
- * threads, a contended mutex, a log line, a CPU sample), lost-event
- * accounting, writer errors and back-to-back sessions.
+ * threads, a contended mutex, a log line, a CPU sample, each worker's
+ * start and exit), CPU samples from the real SIGPROF handler, region names
+ * of every length, lost-event accounting, writer errors and back-to-back
+ * sessions.
  *
  * Every trace is validated by tests/trace/node/check.js, which parses it
  * with V8's JSON.parse and @tracerbench/trace-model (parsers we do not
@@ -24,6 +26,7 @@
 
 #include "support.h"
 #include "cpprof.h"
+#include "cpprof/cpu.h"
 #include "capture/backtrace.h"
 #include "capture/trace_events.h"
 #include "capture/trace_ring.h"
@@ -78,6 +81,27 @@ static char *open_trace_file(const char *dir, const char *name,
     char *path = cpt_path(dir, name);
     assert_int_equal(cpprof_writer_open_path(w, path), 0);
     return path;
+}
+
+/* One trace file in a fresh directory, for a test that needs node. */
+struct trace_file {
+    char *dir;
+    char *path;
+    cpprof_writer *w;
+};
+
+static void trace_file_open(struct trace_file *f, const char *name)
+{
+    require_node();
+    f->dir = cpt_tmpdir();
+    f->path = open_trace_file(f->dir, name, &f->w);
+}
+
+static void trace_file_remove(struct trace_file *f)
+{
+    free(f->path);
+    cpt_tmpdir_remove(f->dir);
+    free(f->dir);
 }
 
 /* ------------------------------------------------------------- tests */
@@ -191,10 +215,10 @@ static bool sync_in_build(void)
 static void test_scenario(void **state)
 {
     (void)state;
-    require_node();
-    char *dir = cpt_tmpdir();
-    cpprof_writer *w;
-    char *path = open_trace_file(dir, "scenario.json", &w);
+    struct trace_file f;
+    trace_file_open(&f, "scenario.json");
+    cpprof_writer *w = f.w;
+    char *path = f.path;
     struct scenario s = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
     /* Begun before the trace: its end must not produce an unmatched E. */
@@ -229,6 +253,7 @@ static void test_scenario(void **state)
                      "--nested a-outer/a-inner,main-outer/main-inner "
                      "--task request --log checkout:paid "
                      "--sample-fn trace_test_sampled_fn --max-lost 0 "
+                     "--thread-life worker-a,worker-b "
                      "--region-dur timed:%" PRIu64 ":0.05", timed_us);
     if (sync_in_build()) {
         snprintf(expect + n, sizeof expect - (size_t)n,
@@ -246,9 +271,142 @@ static void test_scenario(void **state)
     assert_null(strstr(text, "before-start"));
     assert_non_null(strstr(text, "\"unfinished\":true"));
     free(text);
-    free(path);
-    cpt_tmpdir_remove(dir);
-    free(dir);
+    trace_file_remove(&f);
+}
+
+/* ------------------------------------------- CPU samples from SIGPROF */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Burns cpu_ns of the calling thread's own CPU time (ground truth that a
+ * loaded machine does not skew), mostly in its own loop, not in the
+ * clock read. */
+__attribute__((noinline)) void trace_test_cpu_burn(uint64_t cpu_ns)
+{
+    uint64_t end = thread_cpu_ns() + cpu_ns;
+    volatile uint64_t x = 1;
+    do {
+        for (int i = 0; i < 200000; i++)
+            x = x * 6364136223846793005u + 1442695040888963407u;
+    } while (thread_cpu_ns() < end);
+    __asm__ volatile("" ::: "memory"); /* keep the frame */
+}
+
+struct burner {
+    uint64_t cpu_ns; /* what it burned, by its own clock */
+};
+
+static void *burner_main(void *arg)
+{
+    struct burner *b = arg;
+    pthread_setname_np(pthread_self(), "cpu-burner");
+    uint64_t t0 = thread_cpu_ns();
+    trace_test_cpu_burn(300 * 1000000u);
+    b->cpu_ns = thread_cpu_ns() - t0;
+    return NULL;
+}
+
+/* A CPU profile recorded during a trace: the real SIGPROF handler's
+ * samples land on the burning thread's track with the burning function on
+ * their stack, and nowhere else. */
+static void test_cpu_samples(void **state)
+{
+    (void)state;
+    struct trace_file f;
+    trace_file_open(&f, "cpu.json");
+    cpprof_writer *w = f.w;
+    char *path = f.path;
+    cpprof_writer *prof;
+    const int hz = 250;
+    assert_int_equal(cpprof_writer_open_buffer(&prof), 0);
+    assert_int_equal(cpprof_cpu_set_rate(hz), 0);
+
+    assert_int_equal(cpprof_trace_start(w), 0);
+    assert_int_equal(cpprof_cpu_start(prof), 0);
+    struct burner b = { 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, burner_main, &b), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(cpprof_cpu_stop(), 0);
+    assert_int_equal(cpprof_trace_stop(), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+    cpprof_writer_close(prof);
+    assert_int_equal(cpprof_cpu_set_rate(100), 0);
+
+    /* Expected samples: its CPU time times the rate; a third of that
+     * leaves room for timer granularity and samples taken in the clock
+     * read's vDSO frame without a walkable caller. */
+    uint64_t expect = b.cpu_ns * (uint64_t)hz / 1000000000u;
+    fprintf(stderr, "burner used %.0f ms of CPU: ~%" PRIu64 " samples\n",
+            b.cpu_ns / 1e6, expect);
+    char args[256];
+    snprintf(args, sizeof args,
+             "--threads cpu-burner --thread-life cpu-burner "
+             "--samples-on cpu-burner:trace_test_cpu_burn:%" PRIu64,
+             expect / 3 > 0 ? expect / 3 : 1);
+    check_trace(path, args);
+    trace_file_remove(&f);
+}
+
+/* Region names of every length up to past the limit: kept exactly (the
+ * capture layer copies them with word loads), truncated at 63 bytes. */
+static void test_region_names(void **state)
+{
+    (void)state;
+    struct trace_file f;
+    trace_file_open(&f, "names.json");
+    cpprof_writer *w = f.w;
+    char *path = f.path;
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    char base[80];
+    for (size_t i = 0; i < sizeof base - 1; i++)
+        base[i] = alphabet[i % (sizeof alphabet - 1)];
+    base[sizeof base - 1] = '\0';
+    cpprof_trace_task *task;
+    assert_int_equal(cpprof_trace_task_new(NULL, "names", &task), 0);
+    uint64_t task_id = cpprof_trace_task_id(task);
+
+    assert_int_equal(cpprof_trace_start(w), 0);
+    for (size_t len = 0; len < sizeof base; len++) {
+        char name[80];
+        memcpy(name, base, len);
+        name[len] = '\0';
+        /* Odd lengths carry a task: the record is a word longer. */
+        cpprof_trace_region_begin(len % 2 ? task : NULL, name);
+        cpprof_trace_region_end(NULL);
+    }
+    cpprof_trace_region_begin(NULL, NULL); /* NULL: an empty name */
+    cpprof_trace_region_end(NULL);
+    assert_int_equal(cpprof_trace_stop(), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+    cpprof_trace_task_end(task);
+    check_trace(path, "--max-lost 0");
+
+    char *text = cpt_read_file(path, NULL);
+    assert_non_null(text);
+    for (size_t len = 1; len < sizeof base; len++) {
+        size_t kept = len < CP_TRACE_NAME_MAX ? len : CP_TRACE_NAME_MAX;
+        char needle[100];
+        snprintf(needle, sizeof needle, "\"name\":\"%.*s\"", (int)kept,
+                 base);
+        if (strstr(text, needle) == NULL)
+            fail_msg("region name of length %zu missing: %s", len, needle);
+        if (len % 2 && kept == len) {
+            char with_task[200];
+            snprintf(with_task, sizeof with_task,
+                     "%s,\"args\":{\"task\":%" PRIu64 "}", needle,
+                     task_id);
+            assert_non_null(strstr(text, with_task));
+        }
+    }
+    free(text);
+    trace_file_remove(&f);
 }
 
 /* A thread that floods its ring: events are dropped and counted, the
@@ -256,10 +414,10 @@ static void test_scenario(void **state)
 static void test_lost_events(void **state)
 {
     (void)state;
-    require_node();
-    char *dir = cpt_tmpdir();
-    cpprof_writer *w;
-    char *path = open_trace_file(dir, "lost.json", &w);
+    struct trace_file f;
+    trace_file_open(&f, "lost.json");
+    cpprof_writer *w = f.w;
+    char *path = f.path;
     char msg[1000];
     memset(msg, 'x', sizeof msg - 1);
     msg[sizeof msg - 1] = '\0';
@@ -285,9 +443,7 @@ static void test_lost_events(void **state)
     assert_true(lost > 0);
     assert_true(lost < 15000);
     free(text);
-    free(path);
-    cpt_tmpdir_remove(dir);
-    free(dir);
+    trace_file_remove(&f);
 }
 
 static int failing_sink(void *arg, const void *data, size_t len)
@@ -349,6 +505,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_scenario),
+        cmocka_unit_test(test_cpu_samples),
+        cmocka_unit_test(test_region_names),
         cmocka_unit_test(test_lost_events),
         cmocka_unit_test(test_writer_error),
         cmocka_unit_test(test_back_to_back),

@@ -10,6 +10,7 @@
 // Usage: node check.js TRACE.json [--threads a,b] [--nested outer/inner,...]
 //        [--task NAME] [--log CAT:MSG] [--wait THREAD:KIND:US:TOL]
 //        [--region-dur NAME:US:TOL] [--sample-fn NAME] [--max-lost N]
+//        [--thread-life a,b] [--samples-on THREAD:FN:MIN]
 'use strict';
 
 const fs = require('fs');
@@ -172,6 +173,50 @@ if (opts['region-dur']) {
 if (opts['sample-fn']) {
   const ok = samples.some((s) => frameChain(s.sf).some((n) => n.includes(opts['sample-fn'])));
   if (!ok) fail(`no CPU sample with ${opts['sample-fn']} on its stack`);
+}
+
+// The raw events of the track of the thread the model names `name`.
+function trackOf(name) {
+  const t = threadNamed(name);
+  if (!t) return undefined;
+  return events.filter((e) => e.tid === t.id && e.ph !== 'M');
+}
+
+if (opts['thread-life']) {
+  // Each thread's track opens with its start and closes with its exit.
+  for (const name of opts['thread-life'].split(',')) {
+    const track = trackOf(name);
+    if (!track) { fail(`no thread named ${name}`); continue; }
+    const starts = track.filter((e) => e.cat === 'thread' && e.name === 'thread start');
+    const exits = track.filter((e) => e.cat === 'thread' && e.name === 'thread exit');
+    if (starts.length !== 1 || exits.length !== 1) {
+      fail(`thread ${name}: ${starts.length} start(s), ${exits.length} exit(s), want 1 and 1`);
+      continue;
+    }
+    const t0 = starts[0].ts, t1 = exits[0].ts;
+    for (const e of track) {
+      const end = e.ph === 'X' ? e.ts + e.dur : e.ts;
+      if (e.ts < t0 || end > t1) {
+        fail(`thread ${name}: ${e.ph} ${e.name} at ${e.ts} outside its life ${t0}..${t1}`);
+      }
+    }
+  }
+}
+
+if (opts['samples-on']) {
+  // CPU samples with FN on their stack: at least MIN on THREAD, none
+  // elsewhere (FN runs on THREAD only).
+  const [tname, fn, min] = opts['samples-on'].split(':');
+  const t = threadNamed(tname);
+  const withFn = samples.filter((s) => frameChain(s.sf).some((n) => n.includes(fn)));
+  const mine = t ? withFn.filter((s) => s.tid === t.id) : [];
+  const elsewhere = withFn.length - mine.length;
+  if (!t) fail(`no thread named ${tname}`);
+  if (mine.length < Number(min)) {
+    fail(`${mine.length} CPU samples with ${fn} on ${tname}, want >= ${min}`);
+  }
+  if (elsewhere > 0) fail(`${elsewhere} CPU samples with ${fn} on other threads`);
+  if (t) console.log(`${mine.length} CPU samples with ${fn} on ${tname}`);
 }
 
 const lost = trace.otherData ? trace.otherData.lost_events : undefined;
