@@ -20,9 +20,10 @@ REPS=${REPS:-5}
 SLOW=${SLOW:-1}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-JE=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 2>/dev/null || true)
-TC=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 2>/dev/null || true)
-HT=$(command -v heaptrack || true)
+# Peers: the Debian paths unless JE, TC or HT name others ("" = skip).
+JE=${JE-$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 2>/dev/null || true)}
+TC=${TC-$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 2>/dev/null || true)}
+HT=${HT-$(command -v heaptrack || true)}
 [ "$SLOW" = 0 ] && HT=
 
 # label|env assignments (space separated, no spaces inside values)
@@ -53,7 +54,7 @@ for i in $(seq "$REPS"); do
         one "$label" "$envs"
     done
     if [ -n "$HT" ]; then
-        heaptrack -o "$TMP/ht" "$BIN" "$OPS" 2>/dev/null |
+        "$HT" -o "$TMP/ht" "$BIN" "$OPS" 2>/dev/null |
             grep -E '^[0-9.]+$' | tail -1 >> "$TMP/heaptrack"
         rm -f "$TMP"/ht*
     fi
