@@ -96,6 +96,10 @@ static struct {
     sync_way ways[WAIT_SLOTS];
 } sync_tables;
 
+/* Waiters registered (or about to be) per address slice: see
+ * cp_sync_maybe_waited.  Each increment is matched by one decrement. */
+struct cp_sync_busy cp_sync_busy __attribute__((visibility("hidden")));
+
 uint64_t cp_sync_now(void)
 {
     struct timespec ts;
@@ -275,6 +279,8 @@ static int way_claim(uint64_t a)
     return -1;
 }
 
+static int wait_register(uint64_t a, uint64_t t0);
+
 /* Takes one waiter who started at t0 out of way i. */
 static void way_leave(int i, uint64_t t0)
 {
@@ -300,6 +306,22 @@ int cp_sync_wait_begin(const void *addr, uint64_t t0)
     uint64_t a = (uintptr_t)addr;
     if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
         return -1;
+    /* Counted before it can be seen, so the hint never undercounts. */
+    atomic_fetch_add_explicit(cp_sync_busy_of(addr), 1, memory_order_relaxed);
+    int i = wait_register(a, t0);
+    if (i < 0)
+        cp_sync_wait_done(addr);
+    return i;
+}
+
+void cp_sync_wait_done(const void *addr)
+{
+    atomic_fetch_sub_explicit(cp_sync_busy_of(addr), 1, memory_order_relaxed);
+}
+
+/* Counts a waiter that started at t0 in a way for a: the way, or -1. */
+static int wait_register(uint64_t a, uint64_t t0)
+{
     for (int tries = 0; tries < CAS_TRIES; tries++) {
         int i = way_claim(a);
         if (i < 0)
@@ -320,10 +342,12 @@ int cp_sync_wait_begin(const void *addr, uint64_t t0)
     return -1;
 }
 
-void cp_sync_wait_end(int slot, uint64_t t0)
+void cp_sync_wait_end(const void *addr, int slot, uint64_t t0)
 {
-    if (slot >= 0 && (unsigned)slot < WAIT_SLOTS)
-        way_leave(slot, t0);
+    if (slot < 0 || (unsigned)slot >= WAIT_SLOTS)
+        return;
+    way_leave(slot, t0);
+    cp_sync_wait_done(addr);
 }
 
 /* The release step on way i (own: the caller's wait there ends too):

@@ -59,8 +59,12 @@ void cp_sync_record_add(int idx, unsigned stripe, uint64_t count,
  * is then charged to no one.
  */
 int cp_sync_wait_begin(const void *addr, uint64_t t0);
-/* (fence) The wait registered in slot at t0 is over, now. */
-void cp_sync_wait_end(int slot, uint64_t t0);
+/* (fence) The wait on addr registered in slot at t0 is over, now. */
+void cp_sync_wait_end(const void *addr, int slot, uint64_t t0);
+/* (fence) A wait on addr that cp_sync_release ended (own_slot) or that
+ * was dropped is finished with: call it after the real release, so the
+ * hint below never says "nobody" while a waiter is registered. */
+void cp_sync_wait_done(const void *addr);
 /*
  * (fence) Called by the holder of the lock at addr just before releasing
  * it: returns the nanoseconds the current waiters spent waiting since the
@@ -79,6 +83,34 @@ uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
  * calls it when it is turned on, since waits begun while it was off (or
  * left unfinished when it was turned off) were never ended. */
 void cp_sync_waiters_reset(void);
+
+/*
+ * (fence) The unlock fast path's question: may a thread be registered as
+ * waiting for addr?  One relaxed load of a line of its own per address
+ * slice (addr >> 4, 512 slices), written only when some lock of that
+ * slice has waiters; "no" is always right, "yes" may be another lock's.
+ * Kept outside the tables because the interposers inline it.
+ */
+#define CP_SYNC_BUSY_SLICES 512
+typedef struct cp_sync_busy_line {
+    _Alignas(64) _Atomic uint32_t waiting;
+} cp_sync_busy_line;
+extern struct cp_sync_busy {
+    cp_sync_busy_line slice[CP_SYNC_BUSY_SLICES];
+} cp_sync_busy;
+
+static inline _Atomic uint32_t *cp_sync_busy_of(const void *addr)
+{
+    return &cp_sync_busy
+                .slice[((uintptr_t)addr >> 4) & (CP_SYNC_BUSY_SLICES - 1)]
+                .waiting;
+}
+
+static inline bool cp_sync_maybe_waited(const void *addr)
+{
+    return atomic_load_explicit(cp_sync_busy_of(addr),
+                                memory_order_relaxed) != 0;
+}
 
 /* ---- readers (normal context) ---- */
 

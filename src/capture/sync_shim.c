@@ -361,6 +361,8 @@ FENCE static int pend_take(const void *lock, uint64_t *t0)
         if (sync_tls.pend[i].lock == lock && sync_tls.pend[i].gen == gen) {
             slot = sync_tls.pend[i].slot;
             *t0 = sync_tls.pend[i].t0;
+        } else {
+            cp_sync_wait_done(sync_tls.pend[i].lock); /* dropped */
         }
         sync_tls.pend[i--] = sync_tls.pend[--sync_tls.npend];
         if (slot >= 0)
@@ -557,33 +559,9 @@ static inline bool mutex_unrecoverable(enum lock_op op, void *o)
     return false;
 }
 
-/*
- * What the unlock fast path may learn from a mutex's own lock word, a
- * line the holder owns anyway: glibc's lock word is 2 (or has
- * FUTEX_WAITERS for robust and priority-inheritance mutexes) once a
- * thread has queued on it.  A "no" can be wrong only for a waiter that
- * registered but has not reached the real lock yet: its few nanoseconds
- * of waiting then go to the next release that looks.  Other libcs: ask
- * the waiters table every time.
- */
 #ifdef __GLIBC__
 #define GLIBC_KIND_ROBUST 16   /* PTHREAD_MUTEX_ROBUST_NORMAL_NP's flag */
-#define GLIBC_KIND_PI 32       /* PTHREAD_MUTEX_PRIO_INHERIT_NP's flag */
-#define GLIBC_FUTEX_WAITERS 0x80000000u
 #endif
-static inline bool mutex_may_have_waiters(const pthread_mutex_t *m)
-{
-#ifdef __GLIBC__
-    const volatile struct __pthread_mutex_s *d = &m->__data;
-    unsigned lock = (unsigned)d->__lock;
-    if (d->__kind & (GLIBC_KIND_ROBUST | GLIBC_KIND_PI))
-        return (lock & GLIBC_FUTEX_WAITERS) != 0;
-    return (lock & 3) == 2; /* priority-protect keeps its ceiling above */
-#else
-    (void)m;
-    return true;
-#endif
-}
 
 /* May a waiter that got this lock keep its wait open until its release?
  * Not for rwlocks (readers release in any order) nor robust mutexes (an
@@ -652,7 +630,7 @@ FENCE static int lock_contended(enum lock_op op, void *o, clockid_t clk,
     int r = lock_real(op, o, clk, ts);
     bool got = r == 0 || r == EOWNERDEAD;
     if (slot >= 0 && !(got && wait_may_defer(op, o) && pend_push(o, slot, t0)))
-        cp_sync_wait_end(slot, t0);
+        cp_sync_wait_end(o, slot, t0);
     if ((got || r == ETIMEDOUT) && (flags & (F_BLOCK | F_TRACE))) {
         uint64_t t1 = cp_sync_now();
         /* A spin lock's release is not interposed: add at once. */
@@ -674,6 +652,8 @@ FENCE static int unlock_slow(void *o, bool rw, const void *api)
     if ((load_flags() & F_MUTEX) || own >= 0)
         waited = cp_sync_release(o, own, t0, &waiters);
     int r = rw ? REAL(rwlock_unlock)(o) : REAL(mutex_unlock)(o);
+    if (own >= 0)
+        cp_sync_wait_done(o);
     flush_block();
     if (waiters != 0 && r == 0)
         mutex_event(waiters, waited, api);
@@ -724,9 +704,11 @@ INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
     int f = load_flags();
     if (LIKELY(f == 0))
         return REAL(mutex_unlock)(m);
-    /* Nothing of ours to finish and nobody queued: the real unlock. */
+    /* Nothing of ours to finish and nobody waiting: the real unlock.
+     * (Not the mutex's own lock word: reading it right after the
+     * trylock's writes costs more than this line, on some CPUs.) */
     if (LIKELY(!sync_tls.any) &&
-        ((f & F_MUTEX) == 0 || !mutex_may_have_waiters(m)))
+        ((f & F_MUTEX) == 0 || !cp_sync_maybe_waited(m)))
         return REAL(mutex_unlock)(m);
     return unlock_slow(m, false, (const void *)SELF(pthread_mutex_unlock));
 }
@@ -750,8 +732,8 @@ INTERPOSE int pthread_rwlock_unlock(pthread_rwlock_t *l)
     int f = load_flags();
     if (LIKELY(f == 0))
         return REAL(rwlock_unlock)(l);
-    /* glibc's rwlock word is not ours to read: ask the waiters table. */
-    if (LIKELY((f & F_MUTEX) == 0 && !sync_tls.any))
+    if (LIKELY(!sync_tls.any) &&
+        ((f & F_MUTEX) == 0 || !cp_sync_maybe_waited(l)))
         return REAL(rwlock_unlock)(l);
     return unlock_slow(l, true, (const void *)SELF(pthread_rwlock_unlock));
 }
@@ -785,6 +767,8 @@ FENCE static int cond_slow(enum cond_op op, pthread_cond_t *c,
     if ((flags & F_MUTEX) || own >= 0) {
         uint64_t waiters = 0;
         uint64_t waited = cp_sync_release(m, own, own_t0, &waiters);
+        if (own >= 0)
+            cp_sync_wait_done(m);
         if (waiters != 0)
             mutex_event(waiters, waited, api);
     }
