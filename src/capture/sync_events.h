@@ -12,7 +12,9 @@
  *     their start times), so that a release can charge the holder for
  *     the waiting its critical section caused.  Every lock has its own
  *     cache line (hashed by address): waiters of different locks never
- *     share a written line, and nothing process-wide is written.
+ *     share a written line, and nothing process-wide is written.  A
+ *     small array of per-address-slice counters (cp_sync_busy) lets an
+ *     unlock skip all of it when nobody can be waiting.
  *
  * Contract: everything marked (fence) is ASYNC-SIGNAL-SAFE, lock-free,
  * allocation-free and errno-preserving; it runs inside interposed calls.

@@ -22,8 +22,8 @@
  *   - both profiles and tracing off: one relaxed load and a predictable
  *     branch, then the real call;
  *   - on, uncontended: a trylock that succeeds (lock side); the unlock
- *     side reads the mutex's own lock word (is anyone queued on it?) and
- *     one thread-local flag;
+ *     side reads one thread-local flag and one read-mostly line that says
+ *     whether anyone may wait for a lock of this address's slice;
  *   - contended, before blocking (free: the thread waits anyway): the
  *     stack walk and record lookup of the block event, a clock read and
  *     the waiter registration on the lock's own cache line;
