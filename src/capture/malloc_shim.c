@@ -170,8 +170,8 @@ static __thread struct {
 
 static inline bool arena_owns(const void *p)
 {
-    const unsigned char *c = p;
-    return c >= shim.arena && c < shim.arena + ARENA_SIZE;
+    /* One unsigned compare: below the arena wraps around to huge. */
+    return (uintptr_t)p - (uintptr_t)shim.arena < ARENA_SIZE;
 }
 
 static void *arena_alloc(size_t n, size_t align)
@@ -367,10 +367,11 @@ static inline filter_pos filter_pos_of(const void *p)
     /* A multiplier unlike the address set's, so that a filter collision
      * says nothing about the set's line; the high bits mix best. */
     uint64_t h = ((uint64_t)(uintptr_t)p >> 4) * UINT64_C(0xd6e8feb86659fd93);
-    unsigned n1 = (unsigned)(h >> (60 - FILTER_WORDS_LOG2)) & 15;
-    unsigned n2 = n1 ^ ((unsigned)(h >> (56 - FILTER_WORDS_LOG2)) | 1);
-    return (filter_pos){&shim.filter[h >> (64 - FILTER_WORDS_LOG2)],
-                        n1 * 4, (n2 & 15) * 4};
+    /* Shifts taken straight from the hash as multiples of 4; the second
+     * differs from the first in bit 2, so the nibbles are distinct. */
+    unsigned s1 = (unsigned)(h >> (58 - FILTER_WORDS_LOG2)) & 60;
+    unsigned s2 = s1 ^ (((unsigned)(h >> (54 - FILTER_WORDS_LOG2)) & 60) | 4);
+    return (filter_pos){&shim.filter[h >> (64 - FILTER_WORDS_LOG2)], s1, s2};
 }
 
 /* false: p is certainly not a live sampled block. */
