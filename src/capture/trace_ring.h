@@ -12,9 +12,10 @@
  * committed anonymous pages: resident memory is bounded by
  * CP_TRACE_SLOTS * CP_TRACE_RING_BYTES and no producer ever allocates.
  *
- * Safety: cp_trace_emit* are ASYNC-SIGNAL-SAFE, lock-free, allocation-free
- * and errno-preserving.  The cp_trace_capture_* control functions and
- * cp_trace_slot_drain are normal context only, called by src/trace/.
+ * Safety: cp_trace_emit* and cp_trace_region_* are ASYNC-SIGNAL-SAFE,
+ * lock-free, allocation-free and errno-preserving.  The cp_trace_capture_*
+ * control functions and cp_trace_slot_drain are normal context only,
+ * called by src/trace/.
  */
 #ifndef CP_CAPTURE_TRACE_RING_H
 #define CP_CAPTURE_TRACE_RING_H
