@@ -297,11 +297,12 @@ static void stack_bounds(const cp_unwind_table *t, uintptr_t sp,
 /*
  * Every read of another frame's memory goes through here.  Sanitizers
  * must not check it: a walk legitimately reads other functions' stack
- * slots, which AddressSanitizer poisons as redzones, and a corrupt
+ * slots, which AddressSanitizer poisons as redzones and ThreadSanitizer
+ * sees as racing with their owners, and a corrupt
  * context may hand us an unaligned address.
  */
 #if defined(__clang__) || defined(__GNUC__)
-#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
 #else
 #define NO_SANITIZE
 #endif
