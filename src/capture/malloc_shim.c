@@ -413,23 +413,23 @@ static inline _Atomic int *recording_stripe(void)
 
 /*
  * The stack of the allocation, leaf first, starting at ra (the return
- * address into the caller of the interposed function): unwind from this
- * frame, then drop our own frames.  If the unwinder cannot get past us,
- * the caller's return address alone is kept.
+ * address into the caller of the interposed function): raw holds a walk
+ * from inside record (cp_unwind_self's frame, then ours); *stack is set to
+ * where ra appears in it, so our own frames are dropped.  If the unwinder
+ * could not get past us, ra alone is kept (written into raw).  Inline in
+ * record, so that there is one frame of ours fewer to unwind.
  */
-static __attribute__((noinline)) size_t capture_stack(uintptr_t *pcs,
-                                                      size_t max, uintptr_t ra)
+static inline size_t allocation_stack(uintptr_t *raw, size_t n, uintptr_t ra,
+                                      const uintptr_t **stack)
 {
-    uintptr_t raw[HEAP_STACK_DEPTH + 8];
-    size_t n = cp_unwind_self(raw, HEAP_STACK_DEPTH + 8);
     for (size_t i = 0; i < n && i < 8; i++) {
         if (raw[i] == ra) {
-            size_t depth = n - i < max ? n - i : max;
-            memcpy(pcs, raw + i, depth * sizeof *pcs);
-            return depth;
+            *stack = raw + i;
+            return n - i < HEAP_STACK_DEPTH ? n - i : HEAP_STACK_DEPTH;
         }
     }
-    pcs[0] = ra;
+    raw[0] = ra;
+    *stack = raw;
     return 1;
 }
 
@@ -461,8 +461,10 @@ static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
     }
     /* The address set's line for p loads while we unwind. */
     cp_heap_addr_prefetch((uintptr_t)p);
-    uintptr_t pcs[HEAP_STACK_DEPTH];
-    size_t depth = capture_stack(pcs, HEAP_STACK_DEPTH, ra);
+    uintptr_t raw[HEAP_STACK_DEPTH + 8];
+    const uintptr_t *pcs;
+    size_t depth = allocation_stack(raw, cp_unwind_self(raw, HEAP_STACK_DEPTH + 8),
+                                    ra, &pcs);
     cp_stack_table *t = heap_stacks();
     uint32_t id, index;
     cp_heap_bucket *b;
