@@ -96,7 +96,7 @@ static struct {
     sync_way ways[WAIT_SLOTS];
 } sync_tables;
 
-/* Waiters registered (or about to be) per address slice: see
+/* Ways with waiters (or about to have some) per address slice: see
  * cp_sync_maybe_waited.  Each increment is matched by one decrement. */
 struct cp_sync_busy cp_sync_busy __attribute__((visibility("hidden")));
 
@@ -281,8 +281,9 @@ static int way_claim(uint64_t a)
 
 static int wait_register(uint64_t a, uint64_t t0);
 
-/* Takes one waiter who started at t0 out of way i. */
-static void way_leave(int i, uint64_t t0)
+/* Takes one waiter of the lock at a, who started at t0, out of way i;
+ * the last one out takes the way out of its slice's busy count. */
+static void way_leave(int i, uint64_t a, uint64_t t0)
 {
     sync_way *s = &sync_tables.ways[i];
     uint64_t last = atomic_load_explicit(&s->last, memory_order_acquire);
@@ -297,8 +298,10 @@ static void way_leave(int i, uint64_t t0)
         if (atomic_compare_exchange_weak_explicit(&s->time, &w, nw,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed))
-            return;
+            break;
     }
+    if ((w & 0xff) == 1)
+        cp_sync_wait_done((const void *)(uintptr_t)a);
 }
 
 int cp_sync_wait_begin(const void *addr, uint64_t t0)
@@ -306,12 +309,7 @@ int cp_sync_wait_begin(const void *addr, uint64_t t0)
     uint64_t a = (uintptr_t)addr;
     if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
         return -1;
-    /* Counted before it can be seen, so the hint never undercounts. */
-    atomic_fetch_add_explicit(cp_sync_busy_of(addr), 1, memory_order_relaxed);
-    int i = wait_register(a, t0);
-    if (i < 0)
-        cp_sync_wait_done(addr);
-    return i;
+    return wait_register(a, t0);
 }
 
 void cp_sync_wait_done(const void *addr)
@@ -319,25 +317,44 @@ void cp_sync_wait_done(const void *addr)
     atomic_fetch_sub_explicit(cp_sync_busy_of(addr), 1, memory_order_relaxed);
 }
 
-/* Counts a waiter that started at t0 in a way for a: the way, or -1. */
+/*
+ * Counts a waiter that started at t0 in a way for a: the way, or -1.  A
+ * way going from no waiters to some enters its slice's busy count first,
+ * so the unlock fast path never misses it; in a steady convoy (the way
+ * never empties) the busy line is not written at all.
+ */
 static int wait_register(uint64_t a, uint64_t t0)
 {
+    const void *addr = (const void *)(uintptr_t)a;
     for (int tries = 0; tries < CAS_TRIES; tries++) {
         int i = way_claim(a);
         if (i < 0)
             return -1; /* 8 other locks with waiters share this group */
         sync_way *s = &sync_tables.ways[i];
         uint64_t w = atomic_load_explicit(&s->time, memory_order_relaxed);
-        do {
-            if ((w & 0xff) >= WAIT_N_MAX)
+        bool counted = false;
+        for (;;) {
+            if ((w & 0xff) >= WAIT_N_MAX) {
+                if (counted)
+                    cp_sync_wait_done(addr);
                 return -1;
-        } while (!atomic_compare_exchange_weak_explicit(
-            &s->time, &w, w + (t0 << 8) + 1, memory_order_acq_rel,
-            memory_order_relaxed));
+            }
+            if ((w & 0xff) == 0 && !counted) {
+                atomic_fetch_add_explicit(cp_sync_busy_of(addr), 1,
+                                          memory_order_relaxed);
+                counted = true;
+            }
+            if (atomic_compare_exchange_weak_explicit(
+                    &s->time, &w, w + (t0 << 8) + 1, memory_order_acq_rel,
+                    memory_order_relaxed))
+                break;
+        }
+        if (counted && (w & 0xff) != 0)
+            cp_sync_wait_done(addr); /* someone else came first */
         if (atomic_load_explicit(&sync_tables.keys[i],
                                  memory_order_acquire) == a)
             return i;
-        way_leave(i, t0); /* the way changed hands under us */
+        way_leave(i, a, t0); /* the way changed hands under us */
     }
     return -1;
 }
@@ -346,14 +363,13 @@ void cp_sync_wait_end(const void *addr, int slot, uint64_t t0)
 {
     if (slot < 0 || (unsigned)slot >= WAIT_SLOTS)
         return;
-    way_leave(slot, t0);
-    cp_sync_wait_done(addr);
+    way_leave(slot, (uintptr_t)addr, t0);
 }
 
 /* The release step on way i (own: the caller's wait there ends too):
  * returns the charge and adds the waiters still there to *waiters. */
 static uint64_t way_release(size_t i, bool own, uint64_t own_t0,
-                            uint64_t *now, uint64_t *waiters)
+                            uint64_t *now, uint64_t *waiters, bool *idle)
 {
     sync_way *s = &sync_tables.ways[i];
     /* This runs inside the critical section and the line was last
@@ -392,17 +408,20 @@ static uint64_t way_release(size_t i, bool own, uint64_t own_t0,
                                                   memory_order_relaxed))
             break;
     }
-    if (n == 0)
+    if (n == 0) {
+        *idle = own; /* the caller's leaving emptied the way */
         return 0;
+    }
     atomic_store_explicit(&s->last, *now, memory_order_release);
     *waiters += n;
     return charge;
 }
 
 uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
-                         uint64_t *waiters)
+                         uint64_t *waiters, bool *idle)
 {
     *waiters = 0;
+    *idle = false;
     uint64_t a = (uintptr_t)addr;
     if (a <= KEY_BUSY || (a >> WAIT_ADDR_BITS) != 0)
         return 0;
@@ -413,7 +432,7 @@ uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
         bool own = own_slot >= 0 && (size_t)own_slot == i;
         if (own || atomic_load_explicit(&sync_tables.keys[i],
                                         memory_order_acquire) == a)
-            total += way_release(i, own, own_t0, &now, waiters);
+            total += way_release(i, own, own_t0, &now, waiters, idle);
     }
     return total;
 }
@@ -422,5 +441,8 @@ void cp_sync_waiters_reset(void)
 {
     for (size_t i = 0; i < WAIT_SLOTS; i++)
         atomic_store_explicit(&sync_tables.ways[i].time, 0,
+                              memory_order_relaxed);
+    for (size_t i = 0; i < CP_SYNC_BUSY_SLICES; i++)
+        atomic_store_explicit(&cp_sync_busy.slice[i].waiting, 0,
                               memory_order_relaxed);
 }

@@ -63,9 +63,9 @@ void cp_sync_record_add(int idx, unsigned stripe, uint64_t count,
 int cp_sync_wait_begin(const void *addr, uint64_t t0);
 /* (fence) The wait on addr registered in slot at t0 is over, now. */
 void cp_sync_wait_end(const void *addr, int slot, uint64_t t0);
-/* (fence) A wait on addr that cp_sync_release ended (own_slot) or that
- * was dropped is finished with: call it after the real release, so the
- * hint below never says "nobody" while a waiter is registered. */
+/* (fence) When cp_sync_release set *idle (the caller's own wait was the
+ * last on addr): takes the lock out of the hint below.  Call it after the
+ * real release, so it costs the critical section nothing. */
 void cp_sync_wait_done(const void *addr);
 /*
  * (fence) Called by the holder of the lock at addr just before releasing
@@ -77,10 +77,11 @@ void cp_sync_wait_done(const void *addr);
  * that wait yet (own_slot >= 0, own_t0 its start), the wait ends here, in
  * the same atomic step: a waiter that got the lock can defer its
  * cp_sync_wait_end to its release and so add nothing to its own critical
- * section.  No clock read when nobody waits for addr.
+ * section; *idle then says whether that emptied addr's waiters (see
+ * cp_sync_wait_done).  No clock read when nobody waits for addr.
  */
 uint64_t cp_sync_release(const void *addr, int own_slot, uint64_t own_t0,
-                         uint64_t *waiters);
+                         uint64_t *waiters, bool *idle);
 /* (normal context) Forgets every registered waiter: the mutex profile
  * calls it when it is turned on, since waits begun while it was off (or
  * left unfinished when it was turned off) were never ended. */
@@ -89,8 +90,9 @@ void cp_sync_waiters_reset(void);
 /*
  * (fence) The unlock fast path's question: may a thread be registered as
  * waiting for addr?  One relaxed load of a line of its own per address
- * slice (addr >> 4, 512 slices), written only when some lock of that
- * slice has waiters; "no" is always right, "yes" may be another lock's.
+ * slice (addr >> 4, 512 slices) counting the locks of that slice that
+ * have waiters, written only when a lock gains its first waiter or loses
+ * its last; "no" is always right, "yes" may be another lock's.
  * Kept outside the tables because the interposers inline it.
  */
 #define CP_SYNC_BUSY_SLICES 512

@@ -361,9 +361,7 @@ FENCE static int pend_take(const void *lock, uint64_t *t0)
         if (sync_tls.pend[i].lock == lock && sync_tls.pend[i].gen == gen) {
             slot = sync_tls.pend[i].slot;
             *t0 = sync_tls.pend[i].t0;
-        } else {
-            cp_sync_wait_done(sync_tls.pend[i].lock); /* dropped */
-        }
+        } /* else a wait from before a reset: dropped */
         sync_tls.pend[i--] = sync_tls.pend[--sync_tls.npend];
         if (slot >= 0)
             break;
@@ -648,11 +646,12 @@ FENCE static int unlock_slow(void *o, bool rw, const void *api)
 {
     int saved = errno;
     uint64_t waiters = 0, waited = 0, t0 = 0;
+    bool idle = false;
     int own = sync_tls.npend != 0 ? pend_take(o, &t0) : -1;
     if ((load_flags() & F_MUTEX) || own >= 0)
-        waited = cp_sync_release(o, own, t0, &waiters);
+        waited = cp_sync_release(o, own, t0, &waiters, &idle);
     int r = rw ? REAL(rwlock_unlock)(o) : REAL(mutex_unlock)(o);
-    if (own >= 0)
+    if (idle)
         cp_sync_wait_done(o);
     flush_block();
     if (waiters != 0 && r == 0)
@@ -766,8 +765,9 @@ FENCE static int cond_slow(enum cond_op op, pthread_cond_t *c,
     int own = sync_tls.npend != 0 ? pend_take(m, &own_t0) : -1;
     if ((flags & F_MUTEX) || own >= 0) {
         uint64_t waiters = 0;
-        uint64_t waited = cp_sync_release(m, own, own_t0, &waiters);
-        if (own >= 0)
+        bool idle = false;
+        uint64_t waited = cp_sync_release(m, own, own_t0, &waiters, &idle);
+        if (idle)
             cp_sync_wait_done(m);
         if (waiters != 0)
             mutex_event(waiters, waited, api);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "capture/sync_events.h"
 #include "sync_test_util.h"
 
 #define ROUNDS 10
@@ -95,6 +96,8 @@ static void test_handoff_chain(void **state)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&ho.start);
     pthread_barrier_destroy(&ho.done);
+    /* Every wait is over: the unlock fast path's hint must say so. */
+    assert_false(cp_sync_maybe_waited(&ho.mu));
     cpprof_set_mutex_profile_fraction(0);
 
     char *dir = cpt_tmpdir();
