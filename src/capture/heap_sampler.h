@@ -43,9 +43,14 @@ typedef struct cp_heap_bucket {
 /* Maps the tables (normal context, idempotent).  0 or -ENOMEM. */
 int cp_heap_table_init(void);
 /* The bucket for (stack id, size), created if needed; NULL when the
- * table is full or not mapped.  *index receives its slot number. */
-cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
-                                   uint32_t *index);
+ * table is full or not mapped.  stack_hash is cp_stack_hash of the stack
+ * named by stack_id (it places the record in the index).  *index receives
+ * the bucket's number. */
+cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t stack_hash,
+                                   uint64_t size, uint32_t *index);
+/* Starts loading the index line cp_heap_bucket_get(.., stack_hash, size,
+ * ..) will read first (a hint). */
+void cp_heap_bucket_prefetch(uint64_t stack_hash, uint64_t size);
 /* Records addr as a live sampled block of bucket index.  false when the
  * set is full or addr cannot be encoded (the sample is then dropped). */
 bool cp_heap_addr_insert(uintptr_t addr, uint32_t index);

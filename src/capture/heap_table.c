@@ -90,12 +90,27 @@ static inline uint32_t addr_home(uint64_t addr, uint32_t log2)
                       (64 - log2));
 }
 
-static inline uint32_t bucket_home(uint64_t key)
+/* Where a (stack, size) record starts probing in the index: from the
+ * stack's hash, not its id, so that a sampler can prefetch the line
+ * before it has interned the stack (ids and hashes name stacks one to one,
+ * so the identity compared is still the id). */
+static inline uint32_t bucket_home(uint64_t stack_hash, uint64_t size)
 {
-    key ^= key >> 29;
-    key *= UINT64_C(0xbf58476d1ce4e5b9);
-    key ^= key >> 32;
-    return (uint32_t)(key >> (64 - BUCKET_INDEX_LOG2));
+    uint64_t h = stack_hash ^ size * UINT64_C(0x9e3779b97f4a7c15);
+    h ^= h >> 29;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 32;
+    return (uint32_t)(h >> (64 - BUCKET_INDEX_LOG2));
+}
+
+void cp_heap_bucket_prefetch(uint64_t stack_hash, uint64_t size)
+{
+    _Atomic uint32_t *ix = atomic_load_explicit(&heap_table.index,
+                                                memory_order_acquire);
+    if (ix)
+        __builtin_prefetch((const void *)&ix[bucket_home(
+            stack_hash,
+            size < CP_HEAP_SIZE_KEY_MAX ? size : CP_HEAP_SIZE_KEY_MAX)]);
 }
 
 /* Anonymous memory; populate: fault every page in now, in one system
@@ -173,8 +188,8 @@ int cp_heap_table_init(void)
     return 0;
 }
 
-cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
-                                   uint32_t *index)
+cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t stack_hash,
+                                   uint64_t size, uint32_t *index)
 {
     cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
                                              memory_order_acquire);
@@ -184,7 +199,7 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t size,
         return NULL;
     uint64_t key = ((uint64_t)stack_id + 1) << 32 |
                    (size < CP_HEAP_SIZE_KEY_MAX ? size : CP_HEAP_SIZE_KEY_MAX);
-    uint32_t i = bucket_home(key);
+    uint32_t i = bucket_home(stack_hash, key & 0xffffffffu);
     uint32_t spare = UINT32_MAX; /* a bucket claimed and keyed, unpublished */
     cp_heap_bucket *found = NULL;
     for (uint32_t n = 0; n < BUCKET_INDEX_SLOTS;

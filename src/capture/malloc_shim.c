@@ -465,11 +465,14 @@ static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
     const uintptr_t *pcs;
     size_t depth = allocation_stack(raw, cp_unwind_self(raw, HEAP_STACK_DEPTH + 8),
                                     ra, &pcs);
+    /* The bucket index line loads while the stack is interned. */
+    uint64_t hash = cp_stack_hash(pcs, depth);
+    cp_heap_bucket_prefetch(hash, n);
     cp_stack_table *t = heap_stacks();
     uint32_t id, index;
     cp_heap_bucket *b;
     if (!t || cp_stack_table_intern(t, pcs, depth, &id) != 0 ||
-        !(b = cp_heap_bucket_get(id, n, &index))) {
+        !(b = cp_heap_bucket_get(id, hash, n, &index))) {
         atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
         goto out;
     }
