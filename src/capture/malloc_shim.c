@@ -168,6 +168,9 @@ static __thread struct {
     uint32_t epoch;    /* shim.epoch when left was drawn */
     bool guard;        /* inside record(): do not sample, do not recurse */
     bool resolving;    /* this thread runs dlsym for the shim */
+    uint32_t memo_id;  /* id of this thread's last sampled stack ... */
+    uint64_t memo_hash;            /* ... its cp_stack_hash ... */
+    cp_stack_table *memo_table;    /* ... in this table (NULL: none) */
 } heap_tls __attribute__((tls_model("initial-exec")));
 
 /* ------------------------------------------------------ bootstrap arena */
@@ -478,6 +481,29 @@ static cp_stack_table *heap_stacks(void)
     return t;
 }
 
+/*
+ * The id of stack pcs (hash = cp_stack_hash of it) in t.  A thread that
+ * samples the same stack again (a loop's allocation site: the common case)
+ * reuses its last id without taking the table's shard lock; stacks are
+ * told apart by their 64-bit hash (which covers the depth), so a wrong
+ * reuse needs two stacks of one thread with equal hashes.
+ */
+static int stack_id(cp_stack_table *t, const uintptr_t *pcs, size_t depth,
+                    uint64_t hash, uint32_t *id)
+{
+    if (heap_tls.memo_table == t && heap_tls.memo_hash == hash) {
+        *id = heap_tls.memo_id;
+        return 0;
+    }
+    int rc = cp_stack_table_intern(t, pcs, depth, id);
+    if (rc == 0) {
+        heap_tls.memo_table = t;
+        heap_tls.memo_hash = hash;
+        heap_tls.memo_id = *id;
+    }
+    return rc;
+}
+
 /* Records the sampled block p of n bytes allocated from ra. */
 static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
 {
@@ -501,7 +527,7 @@ static __attribute__((noinline)) void record(void *p, size_t n, uintptr_t ra)
     cp_stack_table *t = heap_stacks();
     uint32_t id, index;
     cp_heap_bucket *b;
-    if (!t || cp_stack_table_intern(t, pcs, depth, &id) != 0 ||
+    if (!t || stack_id(t, pcs, depth, hash, &id) != 0 ||
         !(b = cp_heap_bucket_get(id, hash, n, &index))) {
         atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
         goto out;
@@ -537,10 +563,17 @@ static inline cp_heap_bucket *forget(void *p, uint32_t *index)
 {
     if (LIKELY(!filter_maybe(p)))
         return NULL;
-    cp_heap_bucket *b = cp_heap_addr_remove((uintptr_t)p, index);
-    if (b)
-        filter_add(p, -1);
-    return b;
+    return cp_heap_addr_remove((uintptr_t)p, index);
+}
+
+/* The rest of freeing a sampled block that forget() took out of the set:
+ * count the free and release its filter counters.  May come after the
+ * real free: a late decrement only keeps a counter above the number of
+ * live sampled blocks for a while, never below it. */
+static inline void forgotten(void *p, cp_heap_bucket *b)
+{
+    account_free(b);
+    filter_add(p, -1);
 }
 
 /* ------------------------------------------------------------ fork */
@@ -650,11 +683,16 @@ static __attribute__((noinline)) void free_slow(void *p)
         return;
     uint32_t index;
     cp_heap_bucket *b = forget(p, &index);
-    if (b)
-        account_free(b);
     if (UNLIKELY(!shim.free))
         resolved();
+    if (!b) {
+        shim.free(p);
+        return;
+    }
+    /* The bucket's line loads while the real free runs. */
+    __builtin_prefetch(b, 1);
     shim.free(p);
+    forgotten(p, b);
 }
 
 SHIM_EXPORT void free(void *p)
@@ -708,17 +746,14 @@ static void *do_realloc(void *p, size_t n, uintptr_t ra)
     bool sample = should_sample(n);
     void *q = shim.realloc(p, n);
     if (!q && n != 0) {
-        /* Failed: p is untouched and still live. */
-        if (b) {
-            if (cp_heap_addr_insert((uintptr_t)p, index))
-                filter_add(p, 1);
-            else
-                account_free(b);
-        }
+        /* Failed: p is untouched and still live (its filter counters
+         * still count it). */
+        if (b && !cp_heap_addr_insert((uintptr_t)p, index))
+            forgotten(p, b);
         return NULL;
     }
     if (b)
-        account_free(b);
+        forgotten(p, b);
     if (q && sample)
         record(q, n, ra);
     return q;
