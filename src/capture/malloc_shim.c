@@ -39,9 +39,10 @@
  *     unwound once the table is refreshed (profiles/heap.c refreshes it,
  *     in normal context, whenever a heap profile is built).
  *   - Sampled stacks are interned into the heap's own stack table inside
- *     the guarded section (1 in ~512 KiB of allocation by default).  That
- *     table takes its shard locks and allocates through the real
- *     allocator only.  Nothing else ever touches that table instance
+ *     the guarded section (1 in ~512 KiB of allocation by default), unless
+ *     the thread's last sampled stack was the same (a per-thread memo by
+ *     stack hash: then no lock at all).  That table takes its shard locks
+ *     and allocates through the real allocator only.  Nothing else ever touches that table instance
  *     while holding another lock, so the only hazard is fork(): the
  *     prepare handler below stops new recordings and waits (bounded) for
  *     the ones in flight, so the child never inherits a held shard lock;
