@@ -14,11 +14,11 @@
  * THE FENCE: this file runs inside the allocator.
  *   - Unsampled malloc: a thread-local subtraction and compare and a
  *     tail call, no lock, no atomic read-modify-write, no stack frame.
- *     Unsampled free: two compares, one relaxed load from a 4 KiB
- *     counting Bloom filter over the addresses of live sampled blocks
- *     (small enough to stay cached under a workload's own memory
- *     traffic) and a tail call; only when both of the address's counters
- *     are non-zero a probe of the lock-free address set
+ *     Unsampled free: a resolved check and an arena range check, one
+ *     relaxed load from a 4 KiB counting Bloom filter over the addresses
+ *     of live sampled blocks (small enough to stay cached under a
+ *     workload's own memory traffic) and a tail call; only when both of
+ *     the address's counters are non-zero a probe of the address set
  *     (capture/heap_table.c: probing it on every free cost a cache miss
  *     per free).  Nothing shared is written on either path, and what
  *     they read shares no cache line with anything written per sample.
@@ -26,6 +26,11 @@
  *     return value reach the caller unchanged.
  *   - A per-thread re-entry guard: while a thread records a sample, its
  *     own allocations go straight to the real allocator, unsampled.
+ *   - The sampled path is lock-free but for the stack table (below): the
+ *     unwind, then the bucket and the address-set entry (capture/
+ *     heap_table.c, CAS only), whose cache lines are prefetched while
+ *     the stack is unwound and interned.  A sampled free does its
+ *     accounting after the real free, with the bucket's line prefetched.
  *   - Stacks are captured with the async-signal-safe unwinder
  *     (cp_unwind_self: a CFI walk from the current frame, no getcontext
  *     and so no sigprocmask system call), which takes no lock, never
@@ -41,9 +46,10 @@
  *   - Sampled stacks are interned into the heap's own stack table inside
  *     the guarded section (1 in ~512 KiB of allocation by default), unless
  *     the thread's last sampled stack was the same (a per-thread memo by
- *     stack hash: then no lock at all).  That table takes its shard locks
- *     and allocates through the real allocator only.  Nothing else ever touches that table instance
- *     while holding another lock, so the only hazard is fork(): the
+ *     stack hash: then no lock at all).  That table takes its shard
+ *     locks and allocates through the real allocator only.  Nothing else
+ *     ever touches that table instance while holding another lock, so
+ *     the only hazard is fork(): the
  *     prepare handler below stops new recordings and waits (bounded) for
  *     the ones in flight, so the child never inherits a held shard lock;
  *     if it had to give up waiting, the child turns sampling off rather
