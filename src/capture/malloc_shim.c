@@ -113,6 +113,25 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static struct {
+    /* A counting Bloom filter over the addresses of live sampled blocks,
+     * blocked by word: an address picks one 64-bit word and two distinct
+     * of its sixteen 4-bit counters, and counts in both.  Either counter
+     * at zero proves the address unsampled without touching the address
+     * set, in one load.  A counter counts blocks whose insert
+     * happened-before their owner could free them and is decremented only
+     * after their removal, so it is never zero while one of its blocks is
+     * live; once saturated (15) it stays so.  Collisions (frees that
+     * must probe the set for nothing), simulated over random addresses:
+     * 0.05 % of frees with 32 sampled blocks live, 2 % with 512, 17 % with
+     * 2048 (1 GiB live at the default rate) - a single 4-bit counter per
+     * address in the same 4 KiB would give 0.4 %, 6 %, 22 %.  4 KiB: in
+     * the churn benchmark 8 KiB cost more than it saved, 2 KiB the same
+     * as 4.  First in the struct, so that free indexes it from the
+     * struct's address with no offset.  Blocks of the bootstrap arena are
+     * counted in it for good (see arena_alloc), so that free's fast path
+     * needs no arena test. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_WORDS];
+
     /* Read by every call; written at start-up, by rate changes and at
      * fork only.  Nothing written per call or per sample lives on these
      * lines, so they stay shared in every core's cache. */
@@ -144,21 +163,6 @@ static struct {
         _Alignas(CACHE_LINE) _Atomic int n;
     } recording[REC_STRIPES];
 
-    /* A counting Bloom filter over the addresses of live sampled blocks,
-     * blocked by word: an address picks one 64-bit word and two distinct
-     * of its sixteen 4-bit counters, and counts in both.  Either counter
-     * at zero proves the address unsampled without touching the address
-     * set, in one load.  A counter counts blocks whose insert
-     * happened-before their owner could free them and is decremented only
-     * after their removal, so it is never zero while one of its blocks is
-     * live; once saturated (15) it stays so.  Collisions (frees that
-     * must probe the set for nothing), simulated over random addresses:
-     * 0.05 % of frees with 32 sampled blocks live, 2 % with 512, 17 % with
-     * 2048 (1 GiB live at the default rate) - a single 4-bit counter per
-     * address in the same 4 KiB would give 0.4 %, 6 %, 22 %.  4 KiB: in
-     * the churn benchmark 8 KiB cost more than it saved, 2 KiB the same
-     * as 4. */
-    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_WORDS];
 
     _Alignas(CACHE_LINE) _Atomic size_t arena_used;
     _Alignas(16) unsigned char arena[ARENA_SIZE];
@@ -188,6 +192,11 @@ static inline bool arena_owns(const void *p)
     return (uintptr_t)p - (uintptr_t)shim.arena < ARENA_SIZE;
 }
 
+static void filter_add(const void *p, int delta);
+
+/* A block of the bootstrap arena; it is also counted in the free filter,
+ * never to be uncounted (arena blocks are never freed), so that every
+ * free() of one leaves the fast path for free_slow, which ignores it. */
 static void *arena_alloc(size_t n, size_t align)
 {
     if (align < ARENA_HDR)
@@ -203,6 +212,7 @@ static void *arena_alloc(size_t n, size_t align)
             return NULL;
         if (atomic_compare_exchange_weak(&shim.arena_used, &used, end)) {
             memcpy((void *)(start - sizeof(size_t)), &n, sizeof n);
+            filter_add((void *)start, 1);
             return memset((void *)start, 0, n); /* calloc needs zeroes */
         }
     }
@@ -404,7 +414,7 @@ static inline filter_pos filter_pos_of(const void *p)
 {
     /* A multiplier unlike the address set's, so that a filter collision
      * says nothing about the set's line; the high bits mix best. */
-    uint64_t h = ((uint64_t)(uintptr_t)p >> 4) * UINT64_C(0xd6e8feb86659fd93);
+    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0xd6e8feb86659fd93);
     /* Shifts taken straight from the hash as multiples of 4; the second
      * is the first XOR a non-zero multiple of 4, so the nibbles are
      * distinct. */
@@ -704,10 +714,10 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 SHIM_EXPORT void free(void *p)
 {
-    /* The unsampled path: two compares against constants, one load from
-     * the filter, and a tail call. */
+    /* The unsampled path: one load from the filter and a tail call (arena
+     * blocks and NULL look sampled, or may: free_slow sorts them out). */
     free_fn f = shim.free;
-    if (LIKELY(f != NULL && !arena_owns(p) && !filter_maybe(p))) {
+    if (LIKELY(f != NULL && !filter_maybe(p))) {
         f(p);
         return;
     }
