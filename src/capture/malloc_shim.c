@@ -14,8 +14,8 @@
  * THE FENCE: this file runs inside the allocator.
  *   - Unsampled malloc: a thread-local subtraction and compare and a
  *     tail call, no lock, no atomic read-modify-write, no stack frame.
- *     Unsampled free: a resolved check and an arena range check, one
- *     relaxed load from a 4 KiB counting Bloom filter over the addresses
+ *     Unsampled free: a resolved check, one relaxed load from a 4 KiB
+ *     counting Bloom filter over the addresses
  *     of live sampled blocks (small enough to stay cached under a
  *     workload's own memory traffic) and a tail call; only when both of
  *     the address's counters are non-zero a probe of the address set
