@@ -476,8 +476,32 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;
 }
 
+/*
+ * fork: the child has only the forking thread, so a generation whose lock
+ * another thread held at the fork could never be locked again there.  The
+ * child therefore forgets the current generation (leaking it: freeing it
+ * would mean touching that lock) and builds a fresh one on first use;
+ * sym_state.lock itself is held across the fork so it is consistent.
+ */
+static pthread_once_t sym_atfork_once = PTHREAD_ONCE_INIT;
+
+static void sym_atfork_prepare(void) { pthread_mutex_lock(&sym_state.lock); }
+static void sym_atfork_parent(void) { pthread_mutex_unlock(&sym_state.lock); }
+
+static void sym_atfork_child(void)
+{
+    sym_state.current = NULL;
+    pthread_mutex_unlock(&sym_state.lock);
+}
+
+static void sym_atfork_register(void)
+{
+    pthread_atfork(sym_atfork_prepare, sym_atfork_parent, sym_atfork_child);
+}
+
 cp_symbolizer *cp_symbolizer_acquire(void)
 {
+    pthread_once(&sym_atfork_once, sym_atfork_register);
     unsigned long long c[2] = {0, 0};
     dl_iterate_phdr(read_counters, c);
 
