@@ -185,6 +185,15 @@ int cp_cpu_signal_enable(size_t slots, enum cp_unwind_mode mode, bool itimer)
     return 0;
 }
 
+bool cp_cpu_itimer_active(void)
+{
+    /* Our handler owns SIGPROF and the last session chose ITIMER_PROF: an
+     * armed ITIMER_PROF is then ours (a program's own is refused at start,
+     * and sigprof_guard keeps it from replacing our handler meanwhile). */
+    return atomic_load_explicit(&cpu_sig.installed, memory_order_relaxed) &&
+           cpu_sig.want_code == SI_KERNEL;
+}
+
 void cp_cpu_signal_disable(void)
 {
     atomic_store(&cpu_sig.enabled, 0);

@@ -66,6 +66,10 @@ int cp_cpu_signal_enable(size_t slots, enum cp_unwind_mode mode, bool itimer);
 /* Disables sampling and returns once no handler is still running: after
  * it no sample enters the ring.  Normal context. */
 void cp_cpu_signal_disable(void);
+/* ASYNC-SIGNAL-SAFE.  Whether an armed ITIMER_PROF in this process would
+ * be cpprof's (the setitimer fallback): capture/exec_shim.c disarms it
+ * across exec. */
+bool cp_cpu_itimer_active(void);
 /* Frees the ring (after disable and the last pop).  Normal context. */
 void cp_cpu_signal_free(void);
 /* Consumer side: the oldest complete record, false when none.  One
