@@ -25,10 +25,6 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-typedef int (*execve_fn)(const char *, char *const[], char *const[]);
-typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
-typedef int (*fexecve_fn)(int, char *const[], char *const[]);
-
 extern char **environ;
 
 /* Disarms ITIMER_PROF if it is cpprof's and running; *saved keeps it. */
@@ -57,47 +53,27 @@ static void *real(const char *name)
     return dlsym(RTLD_NEXT, name);
 }
 
-EXPORT int execve(const char *path, char *const argv[], char *const envp[])
-{
-    execve_fn f = (execve_fn)real("execve");
-    if (!f) {
-        errno = ENOSYS;
-        return -1;
+/* One wrapper per real exec that takes an argv: resolve, disarm, call,
+ * re-arm on failure. */
+#define EXEC_WRAPPER(name, T, first)                                          \
+    EXPORT int name(T first, char *const argv[], char *const envp[])          \
+    {                                                                         \
+        int (*f)(T, char *const[], char *const[]) =                           \
+            (int (*)(T, char *const[], char *const[]))real(#name);            \
+        if (!f) {                                                             \
+            errno = ENOSYS;                                                   \
+            return -1;                                                        \
+        }                                                                     \
+        struct itimerval saved;                                               \
+        bool d = disarm(&saved);                                              \
+        int rc = f(first, argv, envp);                                        \
+        rearm(d, &saved);                                                     \
+        return rc;                                                            \
     }
-    struct itimerval saved;
-    bool d = disarm(&saved);
-    int rc = f(path, argv, envp);
-    rearm(d, &saved);
-    return rc;
-}
 
-EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
-{
-    execvpe_fn f = (execvpe_fn)real("execvpe");
-    if (!f) {
-        errno = ENOSYS;
-        return -1;
-    }
-    struct itimerval saved;
-    bool d = disarm(&saved);
-    int rc = f(file, argv, envp);
-    rearm(d, &saved);
-    return rc;
-}
-
-EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
-{
-    fexecve_fn f = (fexecve_fn)real("fexecve");
-    if (!f) {
-        errno = ENOSYS;
-        return -1;
-    }
-    struct itimerval saved;
-    bool d = disarm(&saved);
-    int rc = f(fd, argv, envp);
-    rearm(d, &saved);
-    return rc;
-}
+EXEC_WRAPPER(execve, const char *, path)
+EXEC_WRAPPER(execvpe, const char *, file)
+EXEC_WRAPPER(fexecve, int, fd)
 
 EXPORT int execv(const char *path, char *const argv[])
 {
@@ -109,59 +85,42 @@ EXPORT int execvp(const char *file, char *const argv[])
     return execvpe(file, argv, environ);
 }
 
-/* The execl forms: count the arguments, then build argv on the stack.
- * glibc declares arg non-NULL, so the list has at least arg and the NULL
- * that ends it. */
-#define COUNT_ARGS(last, n)                                                   \
+/* The execl forms: count the arguments, build argv on the stack (no
+ * allocation), and go through the argv wrappers.  glibc declares arg
+ * non-NULL, so the list holds at least arg and the NULL that ends it;
+ * with_env reads execle's envp after that NULL. */
+#define EXECL_BODY(last, target, with_env)                                    \
     do {                                                                      \
-        va_list ap_;                                                          \
-        va_start(ap_, last);                                                  \
-        n = 1;                                                                \
-        while (va_arg(ap_, const char *) != NULL)                             \
+        va_list ap;                                                           \
+        size_t n = 1;                                                         \
+        va_start(ap, last);                                                   \
+        while (va_arg(ap, const char *) != NULL)                              \
             n++;                                                              \
-        va_end(ap_);                                                          \
+        va_end(ap);                                                           \
+        const char *argv[n + 1];                                              \
+        va_start(ap, last);                                                   \
+        argv[0] = last;                                                       \
+        for (size_t i = 1; i <= n; i++)                                       \
+            argv[i] = va_arg(ap, const char *); /* argv[n]: the NULL */       \
+        char *const *envp = with_env ? va_arg(ap, char *const *) : environ;   \
+        va_end(ap);                                                           \
+        return target(file_or_path, (char *const *)argv, envp);               \
     } while (0)
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
-    size_t n;
-    COUNT_ARGS(arg, n);
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    argv[0] = arg;
-    for (size_t i = 1; i <= n; i++)
-        argv[i] = i < n ? va_arg(ap, const char *) : NULL;
-    va_end(ap);
-    return execve(path, (char *const *)argv, environ);
+    const char *file_or_path = path;
+    EXECL_BODY(arg, execve, 0);
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
-    size_t n;
-    COUNT_ARGS(arg, n);
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    argv[0] = arg;
-    for (size_t i = 1; i <= n; i++)
-        argv[i] = i < n ? va_arg(ap, const char *) : NULL;
-    va_end(ap);
-    return execvpe(file, (char *const *)argv, environ);
+    const char *file_or_path = file;
+    EXECL_BODY(arg, execvpe, 0);
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
-    size_t n;
-    COUNT_ARGS(arg, n);
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    argv[0] = arg;
-    for (size_t i = 1; i <= n; i++)
-        argv[i] = i < n ? va_arg(ap, const char *) : NULL;
-    (void)va_arg(ap, const char *); /* the NULL that ends the list */
-    char *const *envp = va_arg(ap, char *const *);
-    va_end(ap);
-    return execve(path, (char *const *)argv, envp);
+    const char *file_or_path = path;
+    EXECL_BODY(arg, execve, 1);
 }

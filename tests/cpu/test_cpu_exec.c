@@ -16,7 +16,8 @@
 
 #include "support.h"
 
-#define BUSY "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; exit 7"
+#define BUSY_BODY "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; "
+#define BUSY BUSY_BODY "exit 7"
 
 static cpprof_writer *start_itimer_profile(void)
 {
@@ -40,7 +41,11 @@ static void run_child(int how)
         start_itimer_profile();
         if (how == 0)
             execl("/bin/sh", "sh", "-c", BUSY, (char *)NULL);
-        else {
+        else if (how == 2) {
+            /* execle: the environment after the list's NULL is used. */
+            char *env[] = {"CODE=7", NULL};
+            execle("/bin/sh", "sh", "-c", BUSY_BODY "exit $CODE", (char *)NULL, env);
+        } else {
             char *argv[] = {"sh", "-c", BUSY, NULL};
             execvp("sh", argv);
         }
@@ -65,6 +70,12 @@ static void test_execvp_leaves_no_timer(void **state)
     run_child(1);
 }
 
+static void test_execle_passes_its_environment(void **state)
+{
+    (void)state;
+    run_child(2);
+}
+
 static void test_failed_exec_keeps_profiling(void **state)
 {
     (void)state;
@@ -86,6 +97,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_execl_leaves_no_timer),
         cmocka_unit_test(test_execvp_leaves_no_timer),
+        cmocka_unit_test(test_execle_passes_its_environment),
         cmocka_unit_test(test_failed_exec_keeps_profiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
