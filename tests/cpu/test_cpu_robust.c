@@ -101,7 +101,14 @@ static void test_sleeper_none_late_thread_share(void **state)
     assert_false(cpt_has_fn(d, "cpt_sleeper"));
     double got = cpt_total_in(d, "cpt_late_worker", 1) / 1e9;
     printf("late thread: truth %.3fs, profile %.3fs\n", truth, got);
-    assert_true(got > truth * 0.9 && got < truth * 1.1);
+#ifdef CPPROF_SANITIZER_BUILD
+    /* Instrumented builds on a loaded machine: the share is still the
+     * late thread's, but the accuracy itself is tested in normal builds. */
+    const double tolerance = 0.4;
+#else
+    const double tolerance = 0.1;
+#endif
+    assert_true(got > truth * (1 - tolerance) && got < truth * (1 + tolerance));
     free(cpt_pprof("-top", path));
     cp_decoded_free(d);
     cpt_tmpdir_remove(dir);
