@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "capture/backtrace.h"
+#include "capture/loader.h"
 
 #define BACKTRACE_MAX_SKIP 64
 
@@ -59,7 +60,9 @@ static pthread_once_t warm_once = PTHREAD_ONCE_INIT;
 static void warm_unwinder(void)
 {
     void *buf[4];
+    cp_loader_enter();
     walk(buf, 4);
+    cp_loader_leave();
 }
 
 __attribute__((noinline)) size_t cp_backtrace(uintptr_t *pcs, size_t max,
@@ -74,7 +77,9 @@ __attribute__((noinline)) size_t cp_backtrace(uintptr_t *pcs, size_t max,
     size_t want = (size_t)skip + 1 + max;
     if (want > sizeof buf / sizeof buf[0])
         want = sizeof buf / sizeof buf[0];
+    cp_loader_enter(); /* libunwind looks up unwind tables through it */
     int n = walk(buf, (int)want);
+    cp_loader_leave();
     size_t first = (size_t)skip + 1;
     if (n <= 0 || (size_t)n <= first)
         return 0;

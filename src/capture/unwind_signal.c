@@ -66,6 +66,7 @@
 
 #include <libunwind.h>
 
+#include "capture/loader.h"
 #include "capture/unwind_cfi.h"
 
 #define MAPS_SCANS_PER_THREAD 16
@@ -908,7 +909,7 @@ static int table_build(cp_unwind_table **out)
     if (!t)
         return -ENOMEM;
     build_ctx b = { .t = t };
-    dl_iterate_phdr(phdr_cb, &b);
+    cp_loader_iterate(phdr_cb, &b);
     int err = b.err ? b.err : read_stacks(t);
     if (err) {
         table_free(t);
@@ -947,20 +948,12 @@ static void table_retire(cp_unwind_table *old)
     /* Never quiet for a second: leak it rather than risk a fault. */
 }
 
-static int dl_counters_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    unsigned long long *c = arg;
-    c[0] = info->dlpi_adds;
-    c[1] = info->dlpi_subs;
-    return 1; /* the counters are the same in every call: stop */
-}
-
 int cp_unwind_refresh(void)
 {
     pthread_mutex_lock(&unwind_state.refresh_lock);
     cp_unwind_table *cur = atomic_load(&unwind_state.table);
-    unsigned long long c[2] = { 0, 0 };
-    dl_iterate_phdr(dl_counters_cb, c);
+    unsigned long long c[2];
+    cp_loader_counters(&c[0], &c[1]);
     int stale = atomic_exchange(&unwind_state.stale, 0);
     int err = 0;
     if (!cur || stale || c[0] != cur->adds || c[1] != cur->subs) {

@@ -24,6 +24,8 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "capture/loader.h"
+
 /* The snapshot as allocated: the public view first, then the one buffer
  * that holds every path and build ID string. */
 typedef struct snapshot {
@@ -226,7 +228,7 @@ int cp_mappings_snapshot(cp_mappings **out)
     collect c = {0};
     long page = sysconf(_SC_PAGESIZE);
     c.page = page > 0 ? (uintptr_t)page : 4096;
-    dl_iterate_phdr(collect_object, &c);
+    cp_loader_iterate(collect_object, &c);
     snapshot *s = c.err ? NULL : calloc(1, sizeof *s);
     if (s == NULL) {
         free(c.v);

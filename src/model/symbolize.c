@@ -60,6 +60,7 @@
 #include <zlib.h>
 
 #include "model/hash.h"
+#include "capture/loader.h"
 #include "model/mappings.h"
 
 #define CP_SYM_MAX_FRAMES 32 /* inline depth kept per address */
@@ -442,7 +443,7 @@ static cp_symbolizer *generation_new(void)
     }
     build_ctx b = {s, 0, 0};
     dwfl_report_begin(s->dwfl);
-    dl_iterate_phdr(add_module, &b);
+    cp_loader_iterate(add_module, &b);
     if (dwfl_report_end(s->dwfl, NULL, NULL) != 0 || b.err != 0) {
         generation_free(s);
         return NULL;
@@ -463,17 +464,6 @@ static cp_symbolizer *generation_new(void)
      * it in the generation that library's load starts. */
     *(void **)&s->demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
     return s;
-}
-
-/* The loader's adds/subs counters, read cheaply (first object only). */
-static int read_counters(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    unsigned long long *c = arg;
-    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
-        c[0] = info->dlpi_adds;
-        c[1] = info->dlpi_subs;
-    }
-    return 1;
 }
 
 /*
@@ -502,8 +492,8 @@ static void sym_atfork_register(void)
 cp_symbolizer *cp_symbolizer_acquire(void)
 {
     pthread_once(&sym_atfork_once, sym_atfork_register);
-    unsigned long long c[2] = {0, 0};
-    dl_iterate_phdr(read_counters, c);
+    unsigned long long c[2];
+    cp_loader_counters(&c[0], &c[1]);
 
     pthread_mutex_lock(&sym_state.lock);
     cp_symbolizer *cur = sym_state.current;
