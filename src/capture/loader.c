@@ -18,6 +18,7 @@
  * stalled on that must not become a deadlock.
  */
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>

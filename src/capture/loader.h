@@ -20,7 +20,9 @@
 #ifndef CP_CAPTURE_LOADER_H
 #define CP_CAPTURE_LOADER_H
 
-#include <link.h>
+#include <stddef.h>
+
+struct dl_phdr_info;
 
 /* Brackets code that may call dl_iterate_phdr (directly or through a
  * library); sections nest. */
