@@ -88,8 +88,14 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define HEAP_STACK_DEPTH 64
-#define FILTER_WORDS_LOG2 9 /* 64-bit words in the free-path filter: 4 KiB */
-#define FILTER_WORDS (1u << FILTER_WORDS_LOG2)
+/* The free-path filter's levels: 2^(FILTER_LOG2_0 + 3 l) 64-bit words
+ * each (512 B, 4 KiB, 32 KiB).  A level serves up to about one live
+ * sampled block per word (~2 % of frees then probe the set for nothing). */
+#define FILTER_LEVELS 3
+#define FILTER_LOG2_0 6
+#define FILTER_WORDS(l) (1u << (FILTER_LOG2_0 + 3 * (l)))
+#define FILTER_OFFSET(l) ((FILTER_WORDS(l) - FILTER_WORDS(0)) / 7)
+#define FILTER_TOTAL FILTER_OFFSET(FILTER_LEVELS)
 #define FILTER_SATURATED 15u
 #define REC_STRIPES 16 /* in-flight recording counters, one line each */
 #define CACHE_LINE 64
@@ -113,30 +119,44 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static struct {
-    /* A counting Bloom filter over the addresses of live sampled blocks,
+    /* Counting Bloom filters over the addresses of live sampled blocks,
      * blocked by word: an address picks one 64-bit word and two distinct
      * of its sixteen 4-bit counters, and counts in both.  Either counter
      * at zero proves the address unsampled without touching the address
      * set, in one load.  A counter counts blocks whose insert
      * happened-before their owner could free them and is decremented only
      * after their removal, so it is never zero while one of its blocks is
-     * live; once saturated (15) it stays so.  Collisions (frees that
-     * must probe the set for nothing), simulated over random addresses:
-     * 0.05 % of frees with 32 sampled blocks live, 2 % with 512, 17 % with
-     * 2048 (1 GiB live at the default rate) - a single 4-bit counter per
-     * address in the same 4 KiB would give 0.4 %, 6 %, 22 %.  4 KiB: in
-     * the churn benchmark 8 KiB cost more than it saved, 2 KiB the same
-     * as 4.  First in the struct, so that free indexes it from the
-     * struct's address with no offset.  Blocks of the bootstrap arena are
-     * counted in it for good (see arena_alloc), so that free's fast path
-     * needs no arena test. */
-    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_WORDS];
+     * live; once saturated (15) it stays so.
+     *
+     * Three levels of 512 B, 4 KiB and 32 KiB, all kept up to date by
+     * every insert and removal (a few CASes per sample); free reads one,
+     * the smallest that suits the number of live sampled blocks (see
+     * filter_retarget), so the filter stays sparse at any heap size and
+     * small enough to stay in L1 under a workload's own memory traffic
+     * while few sampled blocks are live: with one fixed 4 KiB filter,
+     * half the frees of the churn benchmark missed L1 on it.  Collisions
+     * (frees that must probe the set for nothing), random addresses:
+     * 0.7 % of frees with 32 live sampled blocks (512 B level), 2 % at
+     * the level's limit of one block per word, 17 % at 4 blocks per word
+     * (8 GiB live at the default rate).  The same two counters in one
+     * word per address halve the collisions of one counter per address.
+     * Blocks of the bootstrap arena are counted in every level for good
+     * (see arena_alloc), so that free's fast path needs no arena test. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_TOTAL];
 
     /* Read by every call; written at start-up, by rate changes and at
      * fork only.  Nothing written per call or per sample lives on these
      * lines, so they stay shared in every core's cache. */
     _Alignas(CACHE_LINE) malloc_fn malloc;
     free_fn free;
+    /* The level free reads: its first word's address | (64 - log2 of its
+     * words), one word so that a reader never pairs one level's base
+     * with another's size; 0 until the real functions are resolved (free
+     * then takes its slow path).  Written when the level changes. */
+    _Atomic uintptr_t filter_sel;
+    /* Bumped by every rate change; read by every malloc (so on the line
+     * of malloc's and free's pointers). */
+    _Atomic uint32_t epoch;
     calloc_fn calloc;
     realloc_fn realloc;
     memalign_fn memalign;
@@ -146,7 +166,6 @@ static struct {
     malloc_fn pvalloc;
     usable_fn usable_size;
     _Atomic int resolved;          /* 0 not yet, 1 resolving, 2 done */
-    _Atomic uint32_t epoch;        /* bumped by every rate change */
     _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
     _Atomic uint64_t seed;         /* 0: seed from the clock */
     _Atomic int fork_pending;      /* set by the atfork prepare handler */
@@ -156,6 +175,9 @@ static struct {
     /* Written once per thread, or per lost sample. */
     _Alignas(CACHE_LINE) _Atomic uint64_t thread_seq;
     _Atomic uint64_t dropped;
+    /* Written per sample and per sampled free. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t live; /* sampled blocks in the set */
+    _Atomic unsigned polluted; /* bit l: level l has a saturated counter */
 
     /* Threads inside record(), striped by thread so that two threads
      * sampling at once do not bounce one line; fork_prepare sums them. */
@@ -193,6 +215,7 @@ static inline bool arena_owns(const void *p)
 }
 
 static void filter_add(const void *p, int delta);
+static inline uintptr_t filter_sel_of(unsigned level);
 
 /* A block of the bootstrap arena; it is also counted in the free filter,
  * never to be uncounted (arena blocks are never freed), so that every
@@ -263,6 +286,9 @@ static void resolve_slow(void)
         "malloc_usable_size", (void *)malloc_usable_size, NULL);
     heap_tls.resolving = false;
     errno = saved;
+    /* free's fast path opens once shim.free is set. */
+    atomic_store_explicit(&shim.filter_sel, filter_sel_of(0),
+                          memory_order_release);
     atomic_store_explicit(&shim.resolved, 2, memory_order_release);
 }
 
@@ -404,54 +430,112 @@ static inline bool should_sample(size_t n)
 
 /* ------------------------------------------------------------ recording */
 
-/* Where p counts: a word, and two distinct nibble shifts within it. */
-typedef struct filter_pos {
-    _Atomic uint64_t *word;
-    unsigned s1, s2;
-} filter_pos;
-
-static inline filter_pos filter_pos_of(const void *p)
+/* p's hash, shared by every level: a level's word is picked by the top
+ * bits (up to 12), the two counters in it by bits 44-51. */
+static inline uint64_t filter_hash(const void *p)
 {
     /* A multiplier unlike the address set's, so that a filter collision
      * says nothing about the set's line; the high bits mix best. */
-    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0xd6e8feb86659fd93);
-    /* Shifts taken straight from the hash as multiples of 4; the second
-     * is the first XOR a non-zero multiple of 4, so the nibbles are
-     * distinct. */
-    unsigned s1 = (unsigned)(h >> (58 - FILTER_WORDS_LOG2)) & 60;
-    unsigned x = (unsigned)(h >> (54 - FILTER_WORDS_LOG2)) & 60;
-    unsigned s2 = s1 ^ (x ? x : 32);
-    return (filter_pos){&shim.filter[h >> (64 - FILTER_WORDS_LOG2)], s1, s2};
+    return (uint64_t)(uintptr_t)p * UINT64_C(0xd6e8feb86659fd93);
 }
 
-/* false: p is certainly not a live sampled block. */
+/* The two counters' shifts in p's word: multiples of 4, the second the
+ * first XOR a non-zero multiple of 4, so they are distinct. */
+static inline unsigned filter_s1(uint64_t h)
+{
+    return (unsigned)(h >> 46) & 60;
+}
+
+static inline unsigned filter_s2(uint64_t h)
+{
+    unsigned x = (unsigned)(h >> 42) & 60;
+    return filter_s1(h) ^ (x ? x : 32);
+}
+
+static inline uintptr_t filter_sel_of(unsigned level)
+{
+    return (uintptr_t)&shim.filter[FILTER_OFFSET(level)] |
+           (64 - FILTER_LOG2_0 - 3 * level);
+}
+
+static inline unsigned filter_level_of(uintptr_t sel)
+{
+    return (64 - FILTER_LOG2_0 - (unsigned)(sel & 63)) / 3;
+}
+
+/* false: p is certainly not a live sampled block (sel: the level to
+ * read, non-zero). */
+static inline bool filter_maybe_at(uintptr_t sel, const void *p)
+{
+    uint64_t h = filter_hash(p);
+    const _Atomic uint64_t *word =
+        (const _Atomic uint64_t *)(sel & ~(uintptr_t)63) + (h >> (sel & 63));
+    uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
+    return (w >> filter_s1(h) & 0xf) && (w >> filter_s2(h) & 0xf);
+}
+
 static inline bool filter_maybe(const void *p)
 {
-    filter_pos f = filter_pos_of(p);
-    uint64_t w = atomic_load_explicit(f.word, memory_order_relaxed);
-    return (w >> f.s1 & 0xf) && (w >> f.s2 & 0xf);
+    uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
+                                         memory_order_acquire);
+    return !sel || filter_maybe_at(sel, p);
 }
 
-/* delta is +1 or -1 on both of p's counters; a saturated counter is never
- * changed again. */
+/* delta is +1 or -1 on both of p's counters in every level; a saturated
+ * counter is never changed again (and marks its level polluted). */
 static void filter_add(const void *p, int delta)
 {
-    filter_pos f = filter_pos_of(p);
-    uint64_t w = atomic_load_explicit(f.word, memory_order_relaxed);
-    for (;;) {
-        uint64_t next = w;
-        unsigned shifts[2] = {f.s1, f.s2};
-        for (int i = 0; i < 2; i++) {
-            uint64_t one = UINT64_C(1) << shifts[i];
-            if ((w >> shifts[i] & 0xf) == FILTER_SATURATED)
-                continue;
-            next = delta > 0 ? next + one : next - one;
-        }
-        if (atomic_compare_exchange_weak_explicit(f.word, &w, next,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
-            return;
+    uint64_t h = filter_hash(p);
+    unsigned shifts[2] = {filter_s1(h), filter_s2(h)};
+    for (unsigned l = 0; l < FILTER_LEVELS; l++) {
+        _Atomic uint64_t *word = &shim.filter[FILTER_OFFSET(l)] +
+                                 (h >> (64 - FILTER_LOG2_0 - 3 * l));
+        uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
+        uint64_t next;
+        do {
+            next = w;
+            for (int i = 0; i < 2; i++) {
+                uint64_t c = w >> shifts[i] & 0xf;
+                if (c == FILTER_SATURATED)
+                    continue;
+                next = delta > 0 ? next + (UINT64_C(1) << shifts[i])
+                                 : next - (UINT64_C(1) << shifts[i]);
+                if (c + 1 == FILTER_SATURATED && delta > 0)
+                    atomic_fetch_or_explicit(&shim.polluted, 1u << l,
+                                             memory_order_relaxed);
+            }
+        } while (!atomic_compare_exchange_weak_explicit(
+            word, &w, next, memory_order_relaxed, memory_order_relaxed));
     }
+}
+
+/*
+ * Points free at the level that suits live sampled blocks: the smallest
+ * with at most one block per word, going down only below a quarter of the
+ * smaller level's words (hysteresis), and never to a level with a
+ * saturated counter (those stay saturated).  Any level is correct at any
+ * time, since every level counts every live block; this only trades
+ * collisions against cache footprint.  Called after live changed.
+ */
+static void filter_retarget(uint64_t live)
+{
+    uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
+                                         memory_order_relaxed);
+    if (!sel)
+        return; /* not resolved yet: resolve_slow sets the first level */
+    unsigned cur = filter_level_of(sel), want = cur;
+    while (want + 1 < FILTER_LEVELS && live > FILTER_WORDS(want))
+        want++;
+    while (want > 0 && live < FILTER_WORDS(want - 1) / 4)
+        want--;
+    unsigned polluted = atomic_load_explicit(&shim.polluted,
+                                             memory_order_relaxed);
+    while (want + 1 < FILTER_LEVELS && (polluted & (1u << want)))
+        want++;
+    if (want != cur)
+        atomic_compare_exchange_strong_explicit(
+            &shim.filter_sel, &sel, filter_sel_of(want),
+            memory_order_release, memory_order_relaxed);
 }
 
 /* This thread's recording stripe (TLS blocks sit at distinct addresses). */
@@ -559,6 +643,8 @@ static inline __attribute__((always_inline)) void record_here(void *p,
     atomic_fetch_add_explicit(&b->alloc_bytes, n, memory_order_relaxed);
     if (cp_heap_addr_insert((uintptr_t)p, index)) {
         filter_add(p, 1);
+        filter_retarget(atomic_fetch_add_explicit(&shim.live, 1,
+                                                  memory_order_relaxed) + 1);
     } else {
         /* Untracked: its free would be invisible, so forget it whole. */
         atomic_fetch_sub_explicit(&b->allocs, 1, memory_order_relaxed);
@@ -600,6 +686,8 @@ static inline void forgotten(void *p, cp_heap_bucket *b)
 {
     account_free(b);
     filter_add(p, -1);
+    filter_retarget(atomic_fetch_sub_explicit(&shim.live, 1,
+                                              memory_order_relaxed) - 1);
 }
 
 /* ------------------------------------------------------------ fork */
@@ -731,10 +819,12 @@ static __attribute__((noinline)) void free_slow(void *p)
 SHIM_EXPORT void free(void *p)
 {
     /* The unsampled path: one load from the filter and a tail call (arena
-     * blocks and NULL look sampled, or may: free_slow sorts them out). */
-    free_fn f = shim.free;
-    if (LIKELY(f != NULL && !filter_maybe(p))) {
-        f(p);
+     * blocks and NULL look sampled, or may: free_slow sorts them out).  A
+     * non-zero level implies the real functions are resolved. */
+    uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
+                                         memory_order_acquire);
+    if (LIKELY(sel != 0 && !filter_maybe_at(sel, p))) {
+        shim.free(p);
         return;
     }
     free_slow(p);
@@ -933,6 +1023,13 @@ uint64_t cp_heap_dropped(void)
     return atomic_load_explicit(&shim.dropped, memory_order_relaxed);
 }
 
+size_t cp_heap_filter_bytes(void)
+{
+    uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
+                                         memory_order_relaxed);
+    return sel ? sizeof(uint64_t) * FILTER_WORDS(filter_level_of(sel)) : 0;
+}
+
 void cp_heap_seed(uint64_t seed)
 {
     atomic_store_explicit(&shim.seed, seed, memory_order_relaxed);
@@ -962,6 +1059,11 @@ cp_stack_table *cp_heap_stacks(void)
 }
 
 uint64_t cp_heap_dropped(void)
+{
+    return 0;
+}
+
+size_t cp_heap_filter_bytes(void)
 {
     return 0;
 }

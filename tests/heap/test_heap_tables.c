@@ -36,6 +36,13 @@ __attribute__((noinline)) void *tables_site_many(size_t n)
     return p;
 }
 
+__attribute__((noinline)) void *tables_site_filter(size_t n)
+{
+    void *p = malloc(n);
+    no_tail_call = 1;
+    return p;
+}
+
 /* Churn with a handful of blocks live: the tables stay small. */
 static void test_few_live_blocks_keep_tables_small(void **state)
 {
@@ -57,6 +64,51 @@ static void test_few_live_blocks_keep_tables_small(void **state)
     cp_decoded *d = ht_decode_profile("heap");
     assert_true(ht_sum(d, "alloc_objects", "tables_site_few", NULL) > 0);
     assert_int_equal(ht_sum(d, "inuse_objects", "tables_site_few", NULL), 0);
+    cp_decoded_free(d);
+}
+
+/* The free filter's level follows the live sampled blocks both ways,
+ * and every level finds every sampled block (frees leave nothing in
+ * use).  Before the many-blocks test: that one saturates the small
+ * levels' counters for good. */
+static void test_free_filter_follows_live_blocks(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    size_t before = cp_heap_filter_bytes();
+    enum { N = 2000 };
+    void **v = calloc(N, sizeof *v);
+    assert_non_null(v);
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    size_t seen[N + 1];
+    for (size_t i = 0; i < N; i++) {
+        v[i] = tables_site_filter(40);
+        seen[i] = cp_heap_filter_bytes();
+    }
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    /* Frees in reverse: the level comes down as blocks go. */
+    for (size_t i = N; i-- > 0;) {
+        free(v[i]);
+        if (i == 1000)
+            seen[N] = cp_heap_filter_bytes();
+    }
+    size_t after = cp_heap_filter_bytes();
+    free(v);
+    printf("filter: %zu B before, %zu B at 50 live, %zu B at 600, %zu B at "
+           "2000, %zu B back at 1000, %zu B after\n",
+           before, seen[49], seen[599], seen[N - 1], seen[N], after);
+    assert_int_equal(before, 512);
+    assert_int_equal(seen[49], 512);
+    assert_int_equal(seen[599], 32768);
+    assert_int_equal(seen[N - 1], 32768);
+    assert_int_equal(seen[N], 32768); /* hysteresis: not yet below 128 */
+    assert_int_equal(after, 512);
+
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    assert_int_equal(ht_sum(d, "alloc_objects", "tables_site_filter", NULL), N);
+    assert_int_equal(ht_sum(d, "inuse_objects", "tables_site_filter", NULL), 0);
     cp_decoded_free(d);
 }
 
@@ -129,6 +181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_few_live_blocks_keep_tables_small),
+        cmocka_unit_test(test_free_filter_follows_live_blocks),
         cmocka_unit_test(test_many_live_blocks_are_all_tracked),
         cmocka_unit_test(test_each_size_gets_its_bucket),
     };

@@ -1,0 +1,58 @@
+#!/bin/sh
+# bench/heap/paired.sh BUILD_DIR [LABEL=LIBRARY ...] - the heap profiler's
+# overhead in paired rounds, as quoted in bench/RESULTS.md.
+#
+# Each of ROUNDS rounds runs the churn benchmark once under every
+# configuration, in turn: glibc alone, then libcpprof at rate 0 and at
+# 512 KiB, then each extra LABEL=LIBRARY (another libcpprof.so, e.g. an
+# older build, run at 512 KiB).  The overhead of a configuration is the
+# ratio to glibc taken within each round (both saw the same load), and the
+# figure is the median over rounds with a bootstrap 95 % interval of that
+# median (2000 resamples).  ROUNDS (default 101) and OPS (per thread,
+# default 1000000) set the size; 101 rounds take about 2 minutes here.
+set -eu
+B=${1:-build}
+shift || true
+BIN=$B/bench/heap/bench_heap_churn
+ROUNDS=${ROUNDS:-101}
+OPS=${OPS:-1000000}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+CONFIGS="glibc|
+cpprof-off|LD_PRELOAD=$B/libcpprof.so CPPROF_MEMPROFILERATE=0
+cpprof-512k|LD_PRELOAD=$B/libcpprof.so CPPROF_MEMPROFILERATE=524288"
+for extra in "$@"; do
+    CONFIGS="$CONFIGS
+${extra%%=*}|LD_PRELOAD=${extra#*=} CPPROF_MEMPROFILERATE=524288"
+done
+
+for i in $(seq "$ROUNDS"); do
+    echo "$CONFIGS" | while IFS='|' read -r label envs; do
+        # shellcheck disable=SC2086
+        env $envs "$BIN" "$OPS" 2>/dev/null | tail -1 >> "$TMP/$label"
+    done
+done
+
+labels=$(echo "$CONFIGS" | cut -d'|' -f1 | tr '\n' ' ')
+python3 - "$TMP" $labels <<'EOF'
+import random, statistics, sys
+d, labels = sys.argv[1], sys.argv[2:]
+runs = {l: [float(x) for x in open(f"{d}/{l}")] for l in labels}
+base = runs[labels[0]]
+random.seed(1)
+def ci(r):
+    meds = sorted(statistics.median(random.choices(r, k=len(r)))
+                  for _ in range(2000))
+    return meds[50], meds[1949]
+print(f"{len(base)} rounds")
+for l in labels:
+    v = runs[l]
+    q = statistics.quantiles(v, n=4)
+    line = f"{l:<14} {statistics.median(v):7.1f} ns/pair ({q[0]:.1f}..{q[2]:.1f})"
+    if l != labels[0]:
+        r = [(a / b - 1) * 100 for a, b in zip(v, base)]
+        lo, hi = ci(r)
+        line += f"  {statistics.median(r):+5.1f} % ({lo:+.1f}..{hi:+.1f}) vs glibc"
+    print(line)
+EOF
