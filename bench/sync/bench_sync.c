@@ -5,7 +5,10 @@
  *   1. uncontended lock+unlock, ns per pair: glibc's functions called
  *      through pointers from dlsym(RTLD_NEXT) (bypassing the
  *      interposers linked into this executable) vs the interposed calls
- *      with both profiles off vs on (block rate 1, mutex fraction 1);
+ *      with both profiles off vs on (block rate 1, mutex fraction 1),
+ *      first while the process has one thread, then with a second
+ *      (idle) thread alive: glibc's own lock skips its atomic
+ *      instructions in a single-threaded process, so the two differ;
  *   2. contended throughput: THREADS threads increment a counter under
  *      one mutex for a fixed wall-clock time, lock pairs per second with
  *      profiles off vs mutex fraction 1 (vs fraction 1 + block 1), for
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cpprof.h"
 
@@ -73,6 +77,57 @@ static double uncontended(long iters, int direct)
     return (now_s(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9 / (double)iters;
 }
 
+static void profiles(int block, int fraction)
+{
+    cpprof_set_block_profile_rate(block);
+    cpprof_set_mutex_profile_fraction(fraction);
+}
+
+/*
+ * glibc vs interposed with profiles off vs on, in ROUNDS rounds of
+ * iters / ROUNDS pairs each (the order rotating from round to round);
+ * prints each configuration's median and the median of the per-round
+ * differences against glibc.  Differences taken within one round, a few
+ * milliseconds apart, cancel the slow drifts of a shared VM's speed that
+ * would swamp a 1-2 ns effect between separate runs.
+ */
+#define ROUNDS 101
+static void uncontended_set(const char *title, long iters)
+{
+    static double t[3][ROUNDS], doff[ROUNDS], don[ROUNDS];
+    long per = iters / ROUNDS + 1;
+    uncontended(per, 1); /* warm up, resolve the functions */
+    uncontended(per, 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < 3; k++) {
+            int c = (r + k) % 3; /* 0 glibc, 1 off, 2 on */
+            profiles(c == 2, c == 2);
+            t[c][r] = uncontended(per, c == 0);
+        }
+        profiles(0, 0);
+        doff[r] = t[1][r] - t[0][r];
+        don[r] = t[2][r] - t[0][r];
+    }
+    printf("uncontended lock+unlock, %s (%d rounds x %ld pairs, thread CPU "
+           "time; medians, differences paired per round):\n", title, ROUNDS,
+           per);
+    printf("  glibc direct                  %6.2f ns\n", median(t[0], ROUNDS));
+    printf("  interposed, profiles off      %6.2f ns  (%+.2f ns)\n",
+           median(t[1], ROUNDS), median(doff, ROUNDS));
+    printf("  interposed, block 1 + mutex 1 %6.2f ns  (%+.2f ns)\n",
+           median(t[2], ROUNDS), median(don, ROUNDS));
+}
+
+/* A thread that sleeps in read() until its pipe is closed: it keeps the
+ * process multi-threaded for the second uncontended set. */
+static void *idle_thread(void *arg)
+{
+    char c;
+    while (read(*(int *)arg, &c, 1) > 0) {
+    }
+    return NULL;
+}
+
 static struct {
     _Atomic int stop;
     long counter;
@@ -116,18 +171,11 @@ static double contended(int ms)
     return (double)total / (now_s(CLOCK_MONOTONIC) - t0);
 }
 
-static void profiles(int block, int fraction)
-{
-    cpprof_set_block_profile_rate(block);
-    cpprof_set_mutex_profile_fraction(fraction);
-}
-
 int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 20000000L;
     int ms = argc > 2 ? atoi(argv[2]) : 500;
     int only = argc > 3 ? atoi(argv[3]) : -1; /* one contended workload */
-    double direct[REPS], off[REPS], on[REPS];
     double c_off[REPS], c_mutex[REPS], c_both[REPS];
 
     glibc_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT,
@@ -136,26 +184,17 @@ int main(int argc, char **argv)
                                                      "pthread_mutex_unlock");
     if (glibc_lock == NULL || glibc_unlock == NULL)
         return 1;
-    uncontended(iters / 10 + 1, 1); /* warm up, resolve the functions */
-    uncontended(iters / 10 + 1, 0);
-    for (int r = 0; r < REPS && iters > 0; r++) {
-        profiles(0, 0);
-        direct[r] = uncontended(iters, 1);
-        off[r] = uncontended(iters, 0);
-        profiles(1, 1);
-        on[r] = uncontended(iters, 0);
-        profiles(0, 0);
-    }
     if (iters > 0) {
-        double d = median(direct, REPS), f = median(off, REPS),
-               n = median(on, REPS);
-        printf("uncontended lock+unlock (median of %d x %ld pairs, thread "
-               "CPU time):\n", REPS, iters);
-        printf("  glibc direct                  %6.2f ns\n", d);
-        printf("  interposed, profiles off      %6.2f ns  (%+.2f ns)\n", f,
-               f - d);
-        printf("  interposed, block 1 + mutex 1 %6.2f ns  (%+.2f ns)\n", n,
-               n - d);
+        uncontended_set("one thread", iters);
+        int pfd[2];
+        pthread_t idle;
+        if (pipe(pfd) != 0 ||
+            pthread_create(&idle, NULL, idle_thread, &pfd[0]) != 0)
+            return 1;
+        uncontended_set("two threads (one idle)", iters);
+        close(pfd[1]);
+        pthread_join(idle, NULL);
+        close(pfd[0]);
     }
 
     static const struct {

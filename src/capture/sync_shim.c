@@ -50,6 +50,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+#include <sys/single_threaded.h>
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define SYNC_HAVE_VALGRIND 1
+#endif
+#endif
 
 #include "capture/sync_events.h"
 #include "capture/sync_shim.h"
@@ -62,6 +73,18 @@
 #define INTERPOSE \
     __attribute__((section("cpprof_sync_text"), visibility("default")))
 #define LIKELY(x) __builtin_expect(!!(x), 1)
+
+/*
+ * The lock fast path takes glibc's default mutex itself (see
+ * mutex_trylock_inline) unless this is a sanitizer build, whose
+ * interceptors must see every acquisition.
+ */
+#if defined(__GLIBC__) && !defined(CPPROF_SANITIZER_BUILD) && \
+    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+#define SYNC_INLINE_TRYLOCK 1
+#else
+#define SYNC_INLINE_TRYLOCK 0
+#endif
 
 extern const char __start_cpprof_sync_text[] __attribute__((visibility("hidden")));
 extern const char __stop_cpprof_sync_text[] __attribute__((visibility("hidden")));
@@ -153,6 +176,7 @@ static struct {
     _Atomic int mutex_fraction;  /* 0 off */
     _Atomic uint32_t gen;        /* bumped when waiters are reset */
     _Atomic unsigned stripes;    /* record stripes handed out so far */
+    _Atomic int inline_ok;       /* 1 inline trylock allowed, -1 not, 0 undecided */
     struct {
 #define X_FIELD(f, t, sym, ver, params, args, miss) _Atomic(t) f;
         SYNC_REALS(X_FIELD)
@@ -177,6 +201,8 @@ static __thread struct {
     int64_t mutex_left; /* events until the next mutex sample; 0 unset */
     int hint[CP_SYNC_NKINDS]; /* last record index + 1 per kind; 0 none */
     unsigned stripe;    /* record counter stripe + 1; 0 unset */
+    int tid;            /* kernel thread id for the inline trylock; 0
+                           unset, -1 inline trylock not allowed */
     bool any;           /* npend != 0 || brec != 0: the unlock's test */
     int npend;
     struct {
@@ -559,7 +585,37 @@ static inline bool mutex_unrecoverable(enum lock_op op, void *o)
 
 #ifdef __GLIBC__
 #define GLIBC_KIND_ROBUST 16   /* PTHREAD_MUTEX_ROBUST_NORMAL_NP's flag */
+#define GLIBC_KIND_PSHARED 128 /* PTHREAD_MUTEX_PSHARED_BIT */
 #endif
+
+/*
+ * May the caller skip the trylock and go straight to the real call of
+ * an untimed lock op?  Yes when the process has a single thread (glibc's
+ * __libc_single_threaded, which pthread_create clears before the second
+ * thread exists) and the lock is process-private: nobody else can hold
+ * it, so the call cannot wait.  (It can deadlock on the caller itself,
+ * which never ends and so is no event either; an error-checking,
+ * recursive or robust mutex answers at once.)  This is also where the
+ * trylock cost most: glibc's own lock and unlock skip their atomic
+ * instructions in a single-threaded process, its trylock does not.
+ * Timed ops keep the full path: a self-deadlock with a deadline is a
+ * wait that ends.
+ */
+static inline bool lock_cannot_wait(enum lock_op op, const void *o)
+{
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+    if (!__libc_single_threaded)
+        return false;
+    if (op == OP_MUTEX)
+        return (((const volatile pthread_mutex_t *)o)->__data.__kind &
+                GLIBC_KIND_PSHARED) == 0;
+    if (op == OP_RD || op == OP_WR)
+        return ((const volatile pthread_rwlock_t *)o)->__data.__shared == 0;
+#endif
+    (void)op;
+    (void)o;
+    return false;
+}
 
 /* May a waiter that got this lock keep its wait open until its release?
  * Not for rwlocks (readers release in any order) nor robust mutexes (an
@@ -599,6 +655,8 @@ FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
     bool clocked = op == OP_MUTEX_CLOCK || op == OP_RD_CLOCK ||
                    op == OP_WR_CLOCK;
     if (timed && !deadline_ok(clocked, clk, ts))
+        return lock_real(op, o, clk, ts);
+    if (lock_cannot_wait(op, o))
         return lock_real(op, o, clk, ts);
 
     if (mutex_unrecoverable(op, o))
@@ -675,11 +733,46 @@ FENCE static int unlock_slow(void *o, bool rw, const void *api)
         return slow;                                  \
     }
 
-INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
+/*
+ * glibc's trylock of its default mutex (PTHREAD_MUTEX_TIMED_NP, private,
+ * no flags: __kind == 0), inlined so that the uncontended lock under
+ * profiling is a leaf with no call: one compare-and-swap of the lock
+ * word 0 -> 1, then the owner and user count glibc's own lock records
+ * (its unlock, destroy and condition waits read them).  Every other kind
+ * takes the real trylock.  Allowed only when the real functions are
+ * glibc's own (no interceptor such as a sanitizer's between us and
+ * libc, no Valgrind tool watching its locks): sync_inline_decide.  The
+ * owner is the thread id cached in sync_tls.tid (a fork child forgets
+ * it, see sync_atfork_child).
+ */
+#if SYNC_INLINE_TRYLOCK
+#define mutex_kind_default(m) \
+    (((const volatile pthread_mutex_t *)(m))->__data.__kind == 0)
+static inline bool mutex_trylock_inline(pthread_mutex_t *m, int tid)
 {
-    if (LIKELY(load_flags() == 0))
-        return REAL(mutex_lock)(m);
-    /* Profiling: an uncontended lock is one successful trylock. */
+    int unlocked = 0;
+    if (!__atomic_compare_exchange_n(&m->__data.__lock, &unlocked, 1, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return false;
+    m->__data.__owner = tid;
+    m->__data.__nusers++;
+    return true;
+}
+#endif
+
+/* The lock under profiling, past the single-thread test: the real
+ * trylock, then the contended path if it said EBUSY.  Also caches the
+ * calling thread's id for the inline trylock. */
+FENCE static int mutex_lock_slow(pthread_mutex_t *m)
+{
+#if SYNC_INLINE_TRYLOCK
+    if (sync_tls.tid == 0)
+        sync_tls.tid =
+            atomic_load_explicit(&sync_state.inline_ok,
+                                 memory_order_relaxed) > 0
+                ? (int)syscall(SYS_gettid) /* errno untouched on success */
+                : -1;
+#endif
     if (mutex_unrecoverable(OP_MUTEX, m))
         return REAL(mutex_lock)(m);
     int r = pthread_mutex_trylock(m);
@@ -688,6 +781,26 @@ INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
     if (r != EBUSY)
         return REAL(mutex_lock)(m); /* the real call's own error */
     return lock_contended(OP_MUTEX, m, 0, NULL);
+}
+
+INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (LIKELY(load_flags() == 0))
+        return REAL(mutex_lock)(m);
+    /* Profiling: an uncontended lock is one successful trylock, inlined
+     * for the default mutex, or no extra work at all in a
+     * single-threaded process. */
+    if (lock_cannot_wait(OP_MUTEX, m))
+        return REAL(mutex_lock)(m);
+#if SYNC_INLINE_TRYLOCK
+    int tid = sync_tls.tid;
+    if (LIKELY(tid > 0) && LIKELY(mutex_kind_default(m))) {
+        if (LIKELY(mutex_trylock_inline(m, tid)))
+            return 0;
+        return lock_contended(OP_MUTEX, m, 0, NULL); /* EBUSY */
+    }
+#endif
+    return mutex_lock_slow(m);
 }
 
 WRAP(pthread_mutex_timedlock, mutex_timedlock,
@@ -916,8 +1029,61 @@ SYNC_INTERPOSED(DEFINE_SELF)
 
 /* ------------------------------------------- settings (normal context) */
 
+#if SYNC_INLINE_TRYLOCK
+/* A fork child's only thread has a new id. */
+static void sync_atfork_child(void)
+{
+    sync_tls.tid = 0;
+}
+
+/* The function libc itself exports as sym, or NULL. */
+static void *libc_own(const char *sym)
+{
+    void *h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (h == NULL)
+        return NULL;
+    void *p = dlsym(h, sym);
+    dlclose(h);
+    return p;
+}
+#endif
+
+/* Decides once, before any profile is first turned on, whether the lock
+ * fast path may take default mutexes itself (mutex_trylock_inline). */
+static void sync_inline_decide(void)
+{
+    if (atomic_load_explicit(&sync_state.inline_ok, memory_order_acquire))
+        return;
+    int ok = -1;
+#if SYNC_INLINE_TRYLOCK
+    static const char *const syms[] = {
+        "pthread_mutex_lock", "pthread_mutex_trylock",
+        "pthread_mutex_unlock",
+    };
+    ok = 1;
+    for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
+        void *next = sync_resolve(syms[i], NULL), *own = libc_own(syms[i]);
+        if (next == NULL || next != own)
+            ok = -1; /* an interceptor sits between us and libc */
+    }
+#ifdef SYNC_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        ok = -1; /* Helgrind and DRD follow glibc's lock calls */
+#endif
+    if (ok > 0 && pthread_atfork(NULL, NULL, sync_atfork_child) != 0)
+        ok = -1;
+#endif
+    int undecided = 0;
+    atomic_compare_exchange_strong_explicit(&sync_state.inline_ok,
+                                            &undecided, ok,
+                                            memory_order_acq_rel,
+                                            memory_order_acquire);
+}
+
 static void set_flag(int flag, bool on)
 {
+    if (on)
+        sync_inline_decide();
     if (on)
         atomic_fetch_or_explicit(&sync_state.flags, flag,
                                  memory_order_relaxed);
