@@ -89,15 +89,16 @@
 
 #define HEAP_STACK_DEPTH 64
 /* The free-path filter's levels: 2^(FILTER_LOG2_0 + 3 l) 64-bit words
- * each (512 B, 4 KiB, 32 KiB).  A level serves up to about one live
+ * each (1 KiB, 8 KiB, 64 KiB).  A level serves up to about one live
  * sampled block per word (~2 % of frees then probe the set for nothing). */
 #define FILTER_LEVELS 3
-#define FILTER_LOG2_0 6
+#define FILTER_LOG2_0 7
 #define FILTER_WORDS(l) (1u << (FILTER_LOG2_0 + 3 * (l)))
 #define FILTER_OFFSET(l) ((FILTER_WORDS(l) - FILTER_WORDS(0)) / 7)
 #define FILTER_TOTAL FILTER_OFFSET(FILTER_LEVELS)
 #define FILTER_SATURATED 15u
 #define REC_STRIPES 16 /* in-flight recording counters, one line each */
+#define RETARGET_EVERY 8 /* sampled allocs + frees between level checks */
 #define CACHE_LINE 64
 #define ARENA_SIZE (256 * 1024)
 #define ARENA_HDR 16 /* each arena block is preceded by its size */
@@ -128,7 +129,7 @@ static struct {
      * after their removal, so it is never zero while one of its blocks is
      * live; once saturated (15) it stays so.
      *
-     * Three levels of 512 B, 4 KiB and 32 KiB, all kept up to date by
+     * Three levels of 1 KiB, 8 KiB and 64 KiB, all kept up to date by
      * every insert and removal (a few CASes per sample); free reads one,
      * the smallest that suits the number of live sampled blocks (see
      * filter_retarget), so the filter stays sparse at any heap size and
@@ -136,10 +137,12 @@ static struct {
      * while few sampled blocks are live: with one fixed 4 KiB filter,
      * half the frees of the churn benchmark missed L1 on it.  Collisions
      * (frees that must probe the set for nothing), random addresses:
-     * 0.7 % of frees with 32 live sampled blocks (512 B level), 2 % at
-     * the level's limit of one block per word, 17 % at 4 blocks per word
-     * (8 GiB live at the default rate).  The same two counters in one
-     * word per address halve the collisions of one counter per address.
+     * 0.3 % of frees with 32 live sampled blocks (1 KiB level; 0.7 % with
+     * a 512 B one, which in the churn benchmark missed L1 a little less,
+     * 6.60 against 6.68 misses a pair, but probed the set more, +1.8
+     * instructions a pair), 2 % at a level's limit of one block per word,
+     * 17 % at 4 blocks per word (16 GiB live at the default rate).  Two
+     * counters in one word per address halve the collisions of one.
      * Blocks of the bootstrap arena are counted in every level for good
      * (see arena_alloc), so that free's fast path needs no arena test. */
     _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_TOTAL];
@@ -175,14 +178,16 @@ static struct {
     /* Written once per thread, or per lost sample. */
     _Alignas(CACHE_LINE) _Atomic uint64_t thread_seq;
     _Atomic uint64_t dropped;
-    /* Written per sample and per sampled free. */
-    _Alignas(CACHE_LINE) _Atomic uint64_t live; /* sampled blocks in the set */
     _Atomic unsigned polluted; /* bit l: level l has a saturated counter */
 
-    /* Threads inside record(), striped by thread so that two threads
-     * sampling at once do not bounce one line; fork_prepare sums them. */
+    /* Per stripe of threads (so that two threads sampling at once do not
+     * bounce one line): threads inside record(), which fork_prepare sums,
+     * and the sampled blocks inserted minus those removed by the stripe's
+     * threads, whose sum over stripes is the number of live sampled
+     * blocks (filter_retarget). */
     struct {
         _Alignas(CACHE_LINE) _Atomic int n;
+        _Atomic int64_t live;
     } recording[REC_STRIPES];
 
 
@@ -201,6 +206,8 @@ static __thread struct {
     uint32_t epoch;    /* shim.epoch when left was drawn */
     bool guard;        /* inside record(): do not sample, do not recurse */
     bool resolving;    /* this thread runs dlsym for the shim */
+    uint8_t retarget;  /* sampled allocs + frees until the next
+                          filter_retarget */
     uint32_t memo_id;  /* id of this thread's last sampled stack ... */
     uint64_t memo_hash;            /* ... its cp_stack_hash ... */
     cp_stack_table *memo_table;    /* ... in this table (NULL: none) */
@@ -486,27 +493,32 @@ static inline bool filter_maybe(const void *p)
 static void filter_add(const void *p, int delta)
 {
     uint64_t h = filter_hash(p);
-    unsigned shifts[2] = {filter_s1(h), filter_s2(h)};
+    unsigned s1 = filter_s1(h), s2 = filter_s2(h);
+    uint64_t m1 = UINT64_C(0xf) << s1, m2 = UINT64_C(0xf) << s2;
+    uint64_t one1 = UINT64_C(1) << s1, one2 = UINT64_C(1) << s2;
+#pragma GCC unroll 4
     for (unsigned l = 0; l < FILTER_LEVELS; l++) {
         _Atomic uint64_t *word = &shim.filter[FILTER_OFFSET(l)] +
                                  (h >> (64 - FILTER_LOG2_0 - 3 * l));
         uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
         uint64_t next;
         do {
-            next = w;
-            for (int i = 0; i < 2; i++) {
-                uint64_t c = w >> shifts[i] & 0xf;
-                if (c == FILTER_SATURATED)
-                    continue;
-                next = delta > 0 ? next + (UINT64_C(1) << shifts[i])
-                                 : next - (UINT64_C(1) << shifts[i]);
-                if (c + 1 == FILTER_SATURATED && delta > 0)
-                    atomic_fetch_or_explicit(&shim.polluted, 1u << l,
-                                             memory_order_relaxed);
-            }
+            uint64_t step = ((w & m1) == m1 ? 0 : one1) |
+                            ((w & m2) == m2 ? 0 : one2);
+            next = delta > 0 ? w + step : w - step;
         } while (!atomic_compare_exchange_weak_explicit(
             word, &w, next, memory_order_relaxed, memory_order_relaxed));
+        if (delta > 0 && ((next & m1) == m1 || (next & m2) == m2))
+            atomic_fetch_or_explicit(&shim.polluted, 1u << l,
+                                     memory_order_relaxed);
     }
+}
+
+/* This thread's recording stripe (TLS blocks sit at distinct addresses). */
+static inline _Atomic int *recording_stripe(void)
+{
+    uint64_t h = (uint64_t)(uintptr_t)&heap_tls * UINT64_C(0x9e3779b97f4a7c15);
+    return &shim.recording[h >> 60].n;
 }
 
 /*
@@ -515,18 +527,24 @@ static void filter_add(const void *p, int delta)
  * smaller level's words (hysteresis), and never to a level with a
  * saturated counter (those stay saturated).  Any level is correct at any
  * time, since every level counts every live block; this only trades
- * collisions against cache footprint.  Called after live changed.
+ * collisions against cache footprint.  A thread looks every
+ * RETARGET_EVERY sampled allocations and frees (summing the stripes'
+ * counts reads a line per stripe), so the level lags the count a little.
  */
-static void filter_retarget(uint64_t live)
+static void filter_retarget(void)
 {
     uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
                                          memory_order_relaxed);
     if (!sel)
         return; /* not resolved yet: resolve_slow sets the first level */
+    int64_t live = 0;
+    for (int i = 0; i < REC_STRIPES; i++)
+        live += atomic_load_explicit(&shim.recording[i].live,
+                                     memory_order_relaxed);
     unsigned cur = filter_level_of(sel), want = cur;
-    while (want + 1 < FILTER_LEVELS && live > FILTER_WORDS(want))
+    while (want + 1 < FILTER_LEVELS && live > (int64_t)FILTER_WORDS(want))
         want++;
-    while (want > 0 && live < FILTER_WORDS(want - 1) / 4)
+    while (want > 0 && live < (int64_t)FILTER_WORDS(want - 1) / 4)
         want--;
     unsigned polluted = atomic_load_explicit(&shim.polluted,
                                              memory_order_relaxed);
@@ -538,12 +556,19 @@ static void filter_retarget(uint64_t live)
             memory_order_release, memory_order_relaxed);
 }
 
-/* This thread's recording stripe (TLS blocks sit at distinct addresses). */
-static inline _Atomic int *recording_stripe(void)
+/* Counts a sampled block in (+1) or out (-1) of the live blocks, in this
+ * thread's stripe, and now and then re-targets the filter. */
+static inline void live_count(int delta)
 {
     uint64_t h = (uint64_t)(uintptr_t)&heap_tls * UINT64_C(0x9e3779b97f4a7c15);
-    return &shim.recording[h >> 60].n;
+    atomic_fetch_add_explicit(&shim.recording[h >> 60].live, delta,
+                              memory_order_relaxed);
+    if (heap_tls.retarget-- == 0) {
+        heap_tls.retarget = RETARGET_EVERY - 1;
+        filter_retarget();
+    }
 }
+
 
 /*
  * The stack of the allocation, leaf first, starting at ra (the return
@@ -643,8 +668,7 @@ static inline __attribute__((always_inline)) void record_here(void *p,
     atomic_fetch_add_explicit(&b->alloc_bytes, n, memory_order_relaxed);
     if (cp_heap_addr_insert((uintptr_t)p, index)) {
         filter_add(p, 1);
-        filter_retarget(atomic_fetch_add_explicit(&shim.live, 1,
-                                                  memory_order_relaxed) + 1);
+        live_count(1);
     } else {
         /* Untracked: its free would be invisible, so forget it whole. */
         atomic_fetch_sub_explicit(&b->allocs, 1, memory_order_relaxed);
@@ -686,8 +710,7 @@ static inline void forgotten(void *p, cp_heap_bucket *b)
 {
     account_free(b);
     filter_add(p, -1);
-    filter_retarget(atomic_fetch_sub_explicit(&shim.live, 1,
-                                              memory_order_relaxed) - 1);
+    live_count(-1);
 }
 
 /* ------------------------------------------------------------ fork */
@@ -727,7 +750,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     for (int i = 0; i < REC_STRIPES; i++)
-        atomic_store(&shim.recording[i].n, 0);
+        atomic_store(&shim.recording[i].n, 0); /* live stays: blocks do */
     if (atomic_load(&shim.fork_unclean)) {
         /* A recorder may have held a stack-table lock: never touch it. */
         atomic_store(&shim.rate, 0);
