@@ -813,14 +813,14 @@ WRAP(pthread_mutex_clocklock, mutex_clocklock,
 
 INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-    int f = load_flags();
-    if (LIKELY(f == 0))
+    if (LIKELY(load_flags() == 0))
         return REAL(mutex_unlock)(m);
     /* Nothing of ours to finish and nobody waiting: the real unlock.
      * (Not the mutex's own lock word: reading it right after the
-     * trylock's writes costs more than this line, on some CPUs.) */
-    if (LIKELY(!sync_tls.any) &&
-        ((f & F_MUTEX) == 0 || !cp_sync_maybe_waited(m)))
+     * trylock's writes costs more than this line, on some CPUs.)  No
+     * test of F_MUTEX: with it off nobody registers, so the busy line
+     * says "no" but for waits begun before, which the slow path ends. */
+    if (LIKELY(!sync_tls.any) && LIKELY(!cp_sync_maybe_waited(m)))
         return REAL(mutex_unlock)(m);
     return unlock_slow(m, false, (const void *)SELF(pthread_mutex_unlock));
 }
@@ -841,11 +841,9 @@ WRAP_RWLOCK(wr, WR)
 
 INTERPOSE int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
-    int f = load_flags();
-    if (LIKELY(f == 0))
+    if (LIKELY(load_flags() == 0))
         return REAL(rwlock_unlock)(l);
-    if (LIKELY(!sync_tls.any) &&
-        ((f & F_MUTEX) == 0 || !cp_sync_maybe_waited(l)))
+    if (LIKELY(!sync_tls.any) && LIKELY(!cp_sync_maybe_waited(l)))
         return REAL(rwlock_unlock)(l);
     return unlock_slow(l, true, (const void *)SELF(pthread_rwlock_unlock));
 }
