@@ -33,6 +33,10 @@
  *     context) so the build needs no link dependency.
  *   - The frame-pointer walk requires the chain to climb strictly inside
  *     the stack bounds.
+ *   - cp_unwind_self keeps, per slot of threads (a try-lock, never
+ *     waited on), a replay memo of its last CFI walk: the stack words it
+ *     read; a walk from the same registers whose words still hold those
+ *     values returns the same frames without a rule lookup (walk_memo).
  *
  * Loaded objects and their unwind tables come from an address-range
  * table built here in normal context (cp_unwind_refresh) from
@@ -86,6 +90,36 @@ typedef struct cp_unwind_table {
     uint32_t gen;         /* tags the CFI cache entries resolved here */
 } cp_unwind_table;
 
+/*
+ * cp_unwind_self's replay memo.  A CFI walk is a function of its start
+ * registers (pc, sp, rbp), the table generation (the rules), the stack
+ * bounds and the stack words it reads: with those equal, every step
+ * computes the same CFA, reads the same slots and yields the same frame.
+ * So a walk that crossed no signal frame is remembered with the address
+ * and value of every word it read, and a later walk from the same
+ * registers whose words still hold those values returns the same frames
+ * after one compare per word, without a rule lookup.  The words are
+ * re-read inside [sp, stack top) of the same bounds, so on the caller's
+ * own stack.  An allocation site in a loop (the heap sampler's common
+ * case) unwinds from the same sp every time.
+ */
+#define MEMO_SLOTS_LOG2 6 /* threads share slots by hash, under a try-lock */
+#define MEMO_READS 48
+#define MEMO_PCS 40
+
+typedef struct walk_memo {
+    _Alignas(64) atomic_int busy; /* try-lock: a walk is using the slot */
+    bool valid;                   /* the fields below describe a walk */
+    bool ok;                      /* the walk being logged can be kept */
+    uint16_t nreads, npcs;
+    uint32_t gen;
+    size_t max;
+    uintptr_t pc, sp, bp, hi;
+    uint32_t off[MEMO_READS];  /* address read - sp */
+    uintptr_t val[MEMO_READS]; /* the word read there */
+    uintptr_t pcs[MEMO_PCS];
+} walk_memo;
+
 /* The generic libunwind entry points, resolved with dlsym. */
 typedef unw_addr_space_t (*create_as_fn)(unw_accessors_t *, int);
 typedef int (*set_caching_fn)(unw_addr_space_t, unw_caching_policy_t);
@@ -112,6 +146,8 @@ static struct {
     step_fn step;
     get_reg_fn get_reg;
     search_table_fn search_table;
+    /* cp_unwind_self's memos (see walk_memo). */
+    walk_memo memo[1u << MEMO_SLOTS_LOG2];
 } unwind_state = {
     .once = PTHREAD_ONCE_INIT,
     .refresh_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -371,6 +407,23 @@ static bool is_sigreturn(const cp_cfi_obj *o, uintptr_t pc)
            memcmp((const void *)pc, code, sizeof code) == 0;
 }
 
+/* stack_read, logged in m (when not NULL) for the replay memo. */
+static inline bool walk_read(walk_memo *m, uintptr_t addr, uintptr_t lo,
+                             uintptr_t hi, uintptr_t *out)
+{
+    if (!stack_read(addr, lo, hi, out))
+        return false;
+    if (m) {
+        if (m->nreads < MEMO_READS && addr - lo <= UINT32_MAX) {
+            m->off[m->nreads] = (uint32_t)(addr - lo);
+            m->val[m->nreads++] = *out;
+        } else {
+            m->ok = false;
+        }
+    }
+    return true;
+}
+
 /* The rule at pc, from the cache or resolved (and then cached). */
 static bool rule_at(const cp_unwind_table *tab, const cp_cfi_obj *o,
                     uintptr_t pc, bool exact, cp_cfi_rule *rule)
@@ -395,7 +448,8 @@ static bool rule_at(const cp_unwind_table *tab, const cp_cfi_obj *o,
  * leave the stack).
  */
 static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
-                    uintptr_t hi, uintptr_t *pcs, size_t *np, size_t max)
+                    uintptr_t hi, uintptr_t *pcs, size_t *np, size_t max,
+                    walk_memo *m)
 {
     size_t n = *np;
     bool exact = true;
@@ -422,7 +476,10 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
         }
         if (rule.signal) {
             /* The kernel's rt_sigframe: the ucontext sits at the SP the
-             * handler returned to. */
+             * handler returned to.  (Not replayed: the walk may go on on
+             * another stack.) */
+            if (m)
+                m->ok = false;
             size_t need = offsetof(ucontext_t, uc_mcontext.gregs) +
                           (REG_RIP + 1) * sizeof(greg_t);
             if (sp < lo || hi - sp < need) {
@@ -457,7 +514,7 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
             break;
         }
         uintptr_t cfa = rg->r[rule.cfa_reg] + (intptr_t)rule.cfa_off;
-        if (rule.cfa_deref && !stack_read(cfa, lo, hi, &cfa)) {
+        if (rule.cfa_deref && !walk_read(m, cfa, lo, hi, &cfa)) {
             status = WALK_FAIL;
             break;
         }
@@ -466,8 +523,8 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
             break;
         }
         uintptr_t ra;
-        if (cfa <= sp || !stack_read(cfa + (intptr_t)rule.ra_off, lo, hi,
-                                     &ra)) {
+        if (cfa <= sp || !walk_read(m, cfa + (intptr_t)rule.ra_off, lo, hi,
+                                    &ra)) {
             status = WALK_FAIL;
             break;
         }
@@ -478,12 +535,12 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
         case CP_CFI_SAME:
             break;
         case CP_CFI_AT_CFA:
-            bp_ok = stack_read(cfa + (intptr_t)rule.rbp_off, lo, hi, &bp);
+            bp_ok = walk_read(m, cfa + (intptr_t)rule.rbp_off, lo, hi, &bp);
             break;
         case CP_CFI_AT_REG:
             bp_ok = (rg->known & BIT(rule.rbp_reg)) &&
-                    stack_read(rg->r[rule.rbp_reg] + (intptr_t)rule.rbp_off,
-                               lo, hi, &bp);
+                    walk_read(m, rg->r[rule.rbp_reg] + (intptr_t)rule.rbp_off,
+                              lo, hi, &bp);
             break;
         default:
             bp_ok = false;
@@ -624,27 +681,86 @@ static size_t walk_dwarf(walk_ctx *w, uintptr_t *pcs, size_t max)
 
 /* ---------------------------------------------------------------- public */
 
+/* The memo's frames when its walk would repeat now (see walk_memo);
+ * 0 otherwise. */
+static size_t memo_replay(const walk_memo *m, uint32_t gen, const regs *rg,
+                          uintptr_t lo, uintptr_t hi, uintptr_t *pcs,
+                          size_t max)
+{
+    if (!m->valid || m->gen != gen || m->sp != lo || m->hi != hi ||
+        m->max != max || m->pc != rg->r[CP_CFI_RA] ||
+        m->bp != rg->r[CP_CFI_RBP])
+        return 0;
+    for (size_t i = 0; i < m->nreads; i++)
+        if (load_word(lo + m->off[i]) != m->val[i])
+            return 0;
+    memcpy(pcs, m->pcs, m->npcs * sizeof *pcs);
+    return m->npcs;
+}
+
+/* A ucontext holding the registers of rg (the libunwind fallback reads
+ * one; cp_unwind_self has none). */
+static const ucontext_t *uc_of(const regs *rg, ucontext_t *uc)
+{
+    memset(&uc->uc_mcontext, 0, sizeof uc->uc_mcontext);
+    uc->uc_mcontext.gregs[REG_RIP] = (greg_t)rg->r[CP_CFI_RA];
+    uc->uc_mcontext.gregs[REG_RSP] = (greg_t)rg->r[CP_CFI_RSP];
+    uc->uc_mcontext.gregs[REG_RBP] = (greg_t)rg->r[CP_CFI_RBP];
+    return uc;
+}
+
 /*
  * The walk shared by both entry points, from the frame in rg.  uc, if not
- * NULL, holds the same registers for libunwind.  Called with the re-entry
- * guard set and counted in readers.
+ * NULL, holds the same registers for libunwind; self: rg is
+ * cp_unwind_self's frame (a ucontext is made from it if libunwind is
+ * needed).  memo: cp_unwind_self's replay memo, held, or NULL.  Called
+ * with the re-entry guard set and counted in readers.
  */
 static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
                           const ucontext_t *uc, uintptr_t *pcs, size_t max,
-                          enum cp_unwind_mode mode)
+                          enum cp_unwind_mode mode, bool self,
+                          walk_memo *memo)
 {
     uintptr_t lo, hi;
     stack_bounds(tab, rg->r[CP_CFI_RSP], &lo, &hi);
     regs start = *rg;
     size_t n = 0;
+    ucontext_t self_uc;
+    if (self && !uc && unwind_state.as)
+        uc = &self_uc; /* filled by uc_of only when libunwind runs */
     if (tab && hi > lo && mode != CP_UNWIND_FP && unwind_state.cfi) {
         atomic_fetch_add_explicit(&unwind_state.walks, 1,
                                   memory_order_relaxed);
-        int st = walk_cfi(tab, rg, lo, hi, pcs, &n, max);
+        if (memo) {
+            n = memo_replay(memo, tab->gen, rg, lo, hi, pcs, max);
+            if (n) {
+                atomic_fetch_add_explicit(&unwind_state.complete, 1,
+                                          memory_order_relaxed);
+                return n;
+            }
+            memo->valid = false;
+            memo->ok = true;
+            memo->nreads = 0;
+        }
+        int st = walk_cfi(tab, rg, lo, hi, pcs, &n, max, memo);
+        if (memo && memo->ok && st != WALK_FAIL && n >= 2 &&
+            n <= MEMO_PCS) {
+            memo->gen = tab->gen;
+            memo->max = max;
+            memo->pc = start.r[CP_CFI_RA];
+            memo->sp = lo;
+            memo->bp = start.r[CP_CFI_RBP];
+            memo->hi = hi;
+            memo->npcs = (uint16_t)n;
+            memcpy(memo->pcs, pcs, n * sizeof *pcs);
+            memo->valid = true;
+        }
         if (st != WALK_FAIL) {
             atomic_fetch_add_explicit(&unwind_state.complete, 1,
                                       memory_order_relaxed);
         } else if (unwind_state.as && uc) {
+            if (uc == &self_uc)
+                uc_of(&start, &self_uc);
             /* Code the CFI walk cannot interpret: libunwind from scratch,
              * kept when it gets further. */
             uintptr_t alt[CP_UNWIND_FALLBACK_MAX];
@@ -664,6 +780,8 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
         }
     } else if (tab && hi > lo && mode != CP_UNWIND_FP && unwind_state.as &&
                uc) {
+        if (uc == &self_uc)
+            uc_of(&start, &self_uc);
         walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi, .tab = tab };
         n = walk_dwarf(&w, pcs, max);
     }
@@ -679,7 +797,8 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
 /* unwind_from under the re-entry guard, counted in readers so the
  * table it reads is not freed under it; errno preserved. */
 static size_t unwind_guarded(regs *rg, const ucontext_t *uc, uintptr_t *pcs,
-                             size_t max, enum cp_unwind_mode mode)
+                             size_t max, enum cp_unwind_mode mode, bool self,
+                             walk_memo *memo)
 {
     if (unwind_tls.busy)
         return 0;
@@ -688,7 +807,7 @@ static size_t unwind_guarded(regs *rg, const ucontext_t *uc, uintptr_t *pcs,
     atomic_fetch_add_explicit(&unwind_state.readers, 1, memory_order_acquire);
     const cp_unwind_table *tab =
         atomic_load_explicit(&unwind_state.table, memory_order_acquire);
-    size_t n = unwind_from(tab, rg, uc, pcs, max, mode);
+    size_t n = unwind_from(tab, rg, uc, pcs, max, mode, self, memo);
     atomic_fetch_sub_explicit(&unwind_state.readers, 1, memory_order_release);
     unwind_tls.busy = 0;
     errno = saved_errno;
@@ -703,7 +822,7 @@ size_t cp_unwind_signal(void *ucv, uintptr_t *pcs, size_t max,
         return 0;
     regs rg;
     regs_from_uc(uc, &rg);
-    return unwind_guarded(&rg, uc, pcs, max, mode);
+    return unwind_guarded(&rg, uc, pcs, max, mode, false, NULL);
 }
 
 __attribute__((noinline)) size_t cp_unwind_self(uintptr_t *pcs, size_t max)
@@ -722,15 +841,19 @@ __attribute__((noinline)) size_t cp_unwind_self(uintptr_t *pcs, size_t max)
     rg.r[CP_CFI_RSP] = sp;
     rg.r[CP_CFI_RBP] = bp;
     rg.known = BIT(CP_CFI_RA) | BIT(CP_CFI_RSP) | BIT(CP_CFI_RBP);
-    ucontext_t uc, *ucp = NULL;
-    if (unwind_state.as) { /* the libunwind fallback reads a ucontext */
-        memset(&uc.uc_mcontext, 0, sizeof uc.uc_mcontext);
-        uc.uc_mcontext.gregs[REG_RIP] = (greg_t)pc;
-        uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
-        uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
-        ucp = &uc;
-    }
-    return unwind_guarded(&rg, ucp, pcs, max, CP_UNWIND_AUTO);
+    /* This thread's memo slot, if no other thread holds it. */
+    walk_memo *m = &unwind_state.memo[((uintptr_t)&unwind_tls *
+                                       UINT64_C(0x9e3779b97f4a7c15)) >>
+                                      (64 - MEMO_SLOTS_LOG2)];
+    int idle = 0;
+    if (!atomic_compare_exchange_strong_explicit(&m->busy, &idle, 1,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        m = NULL;
+    size_t n = unwind_guarded(&rg, NULL, pcs, max, CP_UNWIND_AUTO, true, m);
+    if (m)
+        atomic_store_explicit(&m->busy, 0, memory_order_release);
+    return n;
 }
 
 void cp_unwind_stats(cp_unwind_stats_t *s)

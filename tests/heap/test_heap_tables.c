@@ -43,6 +43,57 @@ __attribute__((noinline)) void *tables_site_filter(size_t n)
     return p;
 }
 
+/* Two callers of one allocation site, identical in shape, so the site
+ * runs at the same stack pointer from both: the unwinder's replay memo
+ * (capture/unwind_signal.c) must tell them apart by the return address
+ * on the stack, never hand one caller's stack to the other. */
+__attribute__((noinline)) void *tables_site_shared(size_t n)
+{
+    void *p = malloc(n);
+    no_tail_call = 1;
+    return p;
+}
+
+__attribute__((noinline)) void *tables_caller_a(size_t n)
+{
+    void *p = tables_site_shared(n);
+    no_tail_call = 1;
+    return p;
+}
+
+__attribute__((noinline)) void *tables_caller_b(size_t n)
+{
+    void *p = tables_site_shared(n);
+    no_tail_call = 1;
+    return p;
+}
+
+static void test_same_depth_callers_keep_their_stacks(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    for (int i = 0; i < N; i++) {
+        /* a, b, b, a, ...: both orders of hit and miss. */
+        free((i & 1) == (i >> 1 & 1) ? tables_caller_a(48)
+                                     : tables_caller_b(48));
+    }
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    int64_t a = ht_sum(d, "alloc_objects", "tables_site_shared",
+                       "tables_caller_a");
+    int64_t b = ht_sum(d, "alloc_objects", "tables_site_shared",
+                       "tables_caller_b");
+    int64_t both = ht_sum(d, "alloc_objects", "tables_caller_a",
+                          "tables_caller_b");
+    cp_decoded_free(d);
+    printf("caller a %lld, caller b %lld, both %lld\n", (long long)a,
+           (long long)b, (long long)both);
+    assert_int_equal(a, N / 2);
+    assert_int_equal(b, N / 2);
+    assert_int_equal(both, 0);
+}
+
 /* Churn with a handful of blocks live: the tables stay small. */
 static void test_few_live_blocks_keep_tables_small(void **state)
 {
@@ -192,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_few_live_blocks_keep_tables_small),
         cmocka_unit_test(test_free_filter_follows_live_blocks),
+        cmocka_unit_test(test_same_depth_callers_keep_their_stacks),
         cmocka_unit_test(test_many_live_blocks_are_all_tracked),
         cmocka_unit_test(test_each_size_gets_its_bucket),
     };
