@@ -10,8 +10,9 @@
  * dlsym(RTLD_NEXT) (dlvsym for the versioned condition variable calls),
  * which keeps any other interposer (sanitizers) in the chain.
  *
- * THE FENCE: every function in this file except the public setters runs
- * inside an interposed call, possibly inside another library's allocator
+ * THE FENCE: every function in this file except the public setters and
+ * their helpers (the last section, normal context) runs inside an
+ * interposed call, possibly inside another library's allocator
  * or signal-unsafe section.  It is lock-free, allocation-free and
  * errno-preserving, takes no lock of its own, never calls libunwind (the
  * stack is a frame-pointer walk bounded by the thread's stack), and
@@ -21,9 +22,12 @@
  * critical section lengthens every waiter's wait, work outside does not):
  *   - both profiles and tracing off: one relaxed load and a predictable
  *     branch, then the real call;
- *   - on, uncontended: a trylock that succeeds (lock side); the unlock
- *     side reads one thread-local flag and one read-mostly line that says
- *     whether anyone may wait for a lock of this address's slice;
+ *   - on, uncontended: the lock side is the real lock in a
+ *     single-threaded process (a private lock cannot wait there), else
+ *     for glibc's default mutex an inlined trylock (one CAS, no call,
+ *     no frame), else the real trylock; the unlock side reads one
+ *     thread-local flag and one read-mostly line that says whether
+ *     anyone may wait for a lock of this address's slice;
  *   - contended, before blocking (free: the thread waits anyway): the
  *     stack walk and record lookup of the block event, a clock read and
  *     the waiter registration on the lock's own cache line;
@@ -49,6 +53,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1068,6 +1074,12 @@ static void sync_inline_decide(void)
     if (RUNNING_ON_VALGRIND)
         ok = -1; /* Helgrind and DRD follow glibc's lock calls */
 #endif
+    /* Lock elision (a glibc tunable, off by default) turns default
+     * mutexes into elided ones on their first real lock; its unlock then
+     * leaves the user count we raised. */
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    if (tunables != NULL && strstr(tunables, "elision") != NULL)
+        ok = -1;
     if (ok > 0 && pthread_atfork(NULL, NULL, sync_atfork_child) != 0)
         ok = -1;
 #endif
