@@ -831,10 +831,27 @@ INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
     return unlock_slow(m, false, (const void *)SELF(pthread_mutex_unlock));
 }
 
-/* The three read-lock and the three write-lock interposers. */
+/*
+ * The three read-lock and the three write-lock interposers.  The untimed
+ * ones have pthread_mutex_lock's shape (not lock_slow's dispatch on op):
+ * straight to the real call when everything is off or the process has
+ * one thread, else one real try call and, if it said EBUSY, the
+ * contended path.
+ */
+#define RWLOCK_UNTIMED(m, M)                                                 \
+    INTERPOSE int pthread_rwlock_##m##lock(pthread_rwlock_t *l)              \
+    {                                                                        \
+        if (LIKELY(load_flags() == 0) || lock_cannot_wait(OP_##M, l))       \
+            return REAL(rwlock_##m##lock)(l);                                \
+        int r = pthread_rwlock_try##m##lock(l);                              \
+        if (LIKELY(r == 0))                                                  \
+            return 0;                                                        \
+        if (r != EBUSY)                                                      \
+            return REAL(rwlock_##m##lock)(l); /* the real call's error */    \
+        return lock_contended(OP_##M, l, 0, NULL);                           \
+    }
 #define WRAP_RWLOCK(m, M)                                                    \
-    WRAP(pthread_rwlock_##m##lock, rwlock_##m##lock, (pthread_rwlock_t *l), \
-         (l), lock_slow(OP_##M, l, 0, NULL))                                 \
+    RWLOCK_UNTIMED(m, M)                                                     \
     WRAP(pthread_rwlock_timed##m##lock, rwlock_timed##m##lock,               \
          (pthread_rwlock_t *restrict l, const struct timespec *restrict ts), \
          (l, ts), lock_slow(OP_##M##_TIMED, l, 0, ts))                       \
