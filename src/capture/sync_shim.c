@@ -766,19 +766,11 @@ static inline bool mutex_trylock_inline(pthread_mutex_t *m, int tid)
 }
 #endif
 
-/* The lock under profiling, past the single-thread test: the real
- * trylock, then the contended path if it said EBUSY.  Also caches the
- * calling thread's id for the inline trylock. */
-FENCE static int mutex_lock_slow(pthread_mutex_t *m)
+/* The lock under profiling, past the single-thread test and the inlined
+ * trylock: the real trylock, then the contended path if it said EBUSY. */
+static inline __attribute__((always_inline)) int
+mutex_lock_try_path(pthread_mutex_t *m)
 {
-#if SYNC_INLINE_TRYLOCK
-    if (sync_tls.tid == 0)
-        sync_tls.tid =
-            atomic_load_explicit(&sync_state.inline_ok,
-                                 memory_order_relaxed) > 0
-                ? (int)syscall(SYS_gettid) /* errno untouched on success */
-                : -1;
-#endif
     if (mutex_unrecoverable(OP_MUTEX, m))
         return REAL(mutex_lock)(m);
     int r = pthread_mutex_trylock(m);
@@ -789,24 +781,42 @@ FENCE static int mutex_lock_slow(pthread_mutex_t *m)
     return lock_contended(OP_MUTEX, m, 0, NULL);
 }
 
+#if SYNC_INLINE_TRYLOCK
+/* A thread's first default-mutex lock under profiling: caches its id
+ * for the inlined trylock (or -1 when that is not allowed), then takes
+ * the trylock path once. */
+FENCE static int mutex_lock_first(pthread_mutex_t *m)
+{
+    sync_tls.tid = atomic_load_explicit(&sync_state.inline_ok,
+                                        memory_order_relaxed) > 0
+                       ? (int)syscall(SYS_gettid) /* cannot fail */
+                       : -1;
+    return mutex_lock_try_path(m);
+}
+#endif
+
 INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
 {
     if (LIKELY(load_flags() == 0))
         return REAL(mutex_lock)(m);
-    /* Profiling: an uncontended lock is one successful trylock, inlined
-     * for the default mutex, or no extra work at all in a
-     * single-threaded process. */
+    /* Profiling: an uncontended lock is no extra work at all in a
+     * single-threaded process, one inlined CAS for the default mutex,
+     * one successful real trylock for the other kinds. */
     if (lock_cannot_wait(OP_MUTEX, m))
         return REAL(mutex_lock)(m);
 #if SYNC_INLINE_TRYLOCK
-    int tid = sync_tls.tid;
-    if (LIKELY(tid > 0) && LIKELY(mutex_kind_default(m))) {
-        if (LIKELY(mutex_trylock_inline(m, tid)))
-            return 0;
-        return lock_contended(OP_MUTEX, m, 0, NULL); /* EBUSY */
+    if (LIKELY(mutex_kind_default(m))) {
+        int tid = sync_tls.tid;
+        if (LIKELY(tid > 0)) {
+            if (LIKELY(mutex_trylock_inline(m, tid)))
+                return 0;
+            return lock_contended(OP_MUTEX, m, 0, NULL); /* EBUSY */
+        }
+        if (tid == 0)
+            return mutex_lock_first(m);
     }
 #endif
-    return mutex_lock_slow(m);
+    return mutex_lock_try_path(m);
 }
 
 WRAP(pthread_mutex_timedlock, mutex_timedlock,
