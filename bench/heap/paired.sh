@@ -4,27 +4,30 @@
 #
 # Each of ROUNDS rounds runs the churn benchmark once under every
 # configuration, in turn: glibc alone, then libcpprof at rate 0 and at
-# 512 KiB, then each extra LABEL=LIBRARY (another libcpprof.so, e.g. an
-# older build, run at 512 KiB).  The overhead of a configuration is the
+# RATE ("cpprof-rate"), then each extra LABEL=LIBRARY (another
+# libcpprof.so, e.g. an older build, also at RATE).  The overhead of a configuration is the
 # ratio to glibc taken within each round (both saw the same load), and the
 # figure is the median over rounds with a bootstrap 95 % interval of that
 # median (2000 resamples).  ROUNDS (default 101) and OPS (per thread,
 # default 1000000) set the size; 101 rounds take about 2 minutes here.
+# RATE (default 524288) is the sampling rate of the sampled runs: a
+# smaller one magnifies the sampled path's cost when comparing builds.
 set -eu
 B=${1:-build}
 shift || true
 BIN=$B/bench/heap/bench_heap_churn
 ROUNDS=${ROUNDS:-101}
 OPS=${OPS:-1000000}
+RATE=${RATE:-524288}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 CONFIGS="glibc|
 cpprof-off|LD_PRELOAD=$B/libcpprof.so CPPROF_MEMPROFILERATE=0
-cpprof-512k|LD_PRELOAD=$B/libcpprof.so CPPROF_MEMPROFILERATE=524288"
+cpprof-rate|LD_PRELOAD=$B/libcpprof.so CPPROF_MEMPROFILERATE=$RATE"
 for extra in "$@"; do
     CONFIGS="$CONFIGS
-${extra%%=*}|LD_PRELOAD=${extra#*=} CPPROF_MEMPROFILERATE=524288"
+${extra%%=*}|LD_PRELOAD=${extra#*=} CPPROF_MEMPROFILERATE=$RATE"
 done
 
 for i in $(seq "$ROUNDS"); do

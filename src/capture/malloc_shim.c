@@ -120,37 +120,10 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static struct {
-    /* Counting Bloom filters over the addresses of live sampled blocks,
-     * blocked by word: an address picks one 64-bit word and two distinct
-     * of its sixteen 4-bit counters, and counts in both.  Either counter
-     * at zero proves the address unsampled without touching the address
-     * set, in one load.  A counter counts blocks whose insert
-     * happened-before their owner could free them and is decremented only
-     * after their removal, so it is never zero while one of its blocks is
-     * live; once saturated (15) it stays so.
-     *
-     * Three levels of 1 KiB, 8 KiB and 64 KiB, all kept up to date by
-     * every insert and removal (a few CASes per sample); free reads one,
-     * the smallest that suits the number of live sampled blocks (see
-     * filter_retarget), so the filter stays sparse at any heap size and
-     * small enough to stay in L1 under a workload's own memory traffic
-     * while few sampled blocks are live: with one fixed 4 KiB filter,
-     * half the frees of the churn benchmark missed L1 on it.  Collisions
-     * (frees that must probe the set for nothing), random addresses:
-     * 0.3 % of frees with 32 live sampled blocks (1 KiB level; 0.7 % with
-     * a 512 B one, which in the churn benchmark missed L1 a little less,
-     * 6.60 against 6.68 misses a pair, but probed the set more, +1.8
-     * instructions a pair), 2 % at a level's limit of one block per word,
-     * 17 % at 4 blocks per word (16 GiB live at the default rate).  Two
-     * counters in one word per address halve the collisions of one.
-     * Blocks of the bootstrap arena are counted in every level for good
-     * (see arena_alloc), so that free's fast path needs no arena test. */
-    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_TOTAL];
-
     /* Read by every call; written at start-up, by rate changes and at
      * fork only.  Nothing written per call or per sample lives on these
      * lines, so they stay shared in every core's cache. */
-    _Alignas(CACHE_LINE) malloc_fn malloc;
+    _Alignas(4096) malloc_fn malloc;
     free_fn free;
     /* The level free reads: its first word's address | (64 - log2 of its
      * words), one word so that a reader never pairs one level's base
@@ -174,6 +147,36 @@ static struct {
     _Atomic int fork_pending;      /* set by the atfork prepare handler */
     _Atomic bool fork_unclean;     /* prepare gave up waiting */
     _Atomic(cp_stack_table *) stacks;
+
+    /* Counting Bloom filters over the addresses of live sampled blocks,
+     * blocked by word: an address picks one 64-bit word and two distinct
+     * of its sixteen 4-bit counters, and counts in both.  Either counter
+     * at zero proves the address unsampled without touching the address
+     * set, in one load.  A counter counts blocks whose insert
+     * happened-before their owner could free them and is decremented only
+     * after their removal, so it is never zero while one of its blocks is
+     * live; once saturated (15) it stays so.
+     *
+     * Three levels of 1 KiB, 8 KiB and 64 KiB, all kept up to date by
+     * every insert and removal (a few CASes per sample); free reads one,
+     * the smallest that suits the number of live sampled blocks (see
+     * filter_retarget), so the filter stays sparse at any heap size and
+     * small enough to stay cached under a workload's own memory traffic
+     * while few sampled blocks are live: with one fixed 4 KiB filter,
+     * half the frees of the churn benchmark missed L1 on it.  Collisions
+     * (frees that must probe the set for nothing), random addresses:
+     * 0.3 % of frees with 32 live sampled blocks (1 KiB level; 0.7 % with
+     * a 512 B one, which in the churn benchmark missed L1 a little less,
+     * 6.60 against 6.68 misses a pair, but probed the set more, +1.8
+     * instructions a pair), 2 % at a level's limit of one block per word,
+     * 17 % at 4 blocks per word (16 GiB live at the default rate).  Two
+     * counters in one word per address halve the collisions of one.
+     * Blocks of the bootstrap arena are counted in every level for good
+     * (see arena_alloc), so that free's fast path needs no arena test.
+     * Right after the lines above, so that free's fast path reads one
+     * page of ours (the level's pointer, the real free and the 1 KiB
+     * level), not two: the workload's own pages keep the TLB busy. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_TOTAL];
 
     /* Written once per thread, or per lost sample. */
     _Alignas(CACHE_LINE) _Atomic uint64_t thread_seq;
