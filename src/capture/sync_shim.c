@@ -1117,6 +1117,12 @@ static void sync_inline_decide(void)
                                             memory_order_acquire);
 }
 
+bool cp_sync_inline_trylock(void)
+{
+    return atomic_load_explicit(&sync_state.inline_ok,
+                                memory_order_acquire) > 0;
+}
+
 static void set_flag(int flag, bool on)
 {
     if (on)

@@ -16,4 +16,9 @@
  */
 void cp_sync_set_tracing(bool on);
 
+/* Whether the lock fast path takes glibc's default mutexes itself (the
+ * inlined trylock of capture/sync_shim.c), as decided when a profile or
+ * tracing was first turned on; false before that.  For tests. */
+bool cp_sync_inline_trylock(void);
+
 #endif

@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include "sync_test_util.h"
+#ifndef FASTPATH_SHARED
+#include "capture/sync_shim.h"
+#endif
 
 static void profiling(bool on)
 {
@@ -266,6 +269,12 @@ static void test_multi_threaded_default_mutex(void **state)
     pthread_t idle;
     assert_int_equal(pthread_create(&idle, NULL, idle_reader, &pfd[0]), 0);
 
+#if !defined(FASTPATH_SHARED) && !defined(CPPROF_SANITIZER_BUILD)
+    /* A plain build against glibc: the default mutex must really take
+     * the inlined path tested here (not silently the real trylock). */
+    profiling(true);
+    assert_true(cp_sync_inline_trylock());
+#endif
     for (int on = 0; on <= 1; on++) {
         profiling(on);
         assert_int_equal(check_default_mutex(), 0);
