@@ -653,7 +653,9 @@ static bool deadline_ok(bool has_clock, clockid_t clk,
 static int lock_contended(enum lock_op op, void *o, clockid_t clk,
                           const struct timespec *ts);
 
-/* Profiling is on: acquire, and if that meant waiting, account for it. */
+/* Profiling is on: acquire, and if that meant waiting, account for it.
+ * (The timed forms and spin locks; the untimed mutex and rwlock
+ * interposers have their own fast paths.) */
 FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
                            const struct timespec *ts)
 {
@@ -661,8 +663,6 @@ FENCE static int lock_slow(enum lock_op op, void *o, clockid_t clk,
     bool clocked = op == OP_MUTEX_CLOCK || op == OP_RD_CLOCK ||
                    op == OP_WR_CLOCK;
     if (timed && !deadline_ok(clocked, clk, ts))
-        return lock_real(op, o, clk, ts);
-    if (lock_cannot_wait(op, o))
         return lock_real(op, o, clk, ts);
 
     if (mutex_unrecoverable(op, o))
