@@ -466,7 +466,12 @@ static void test_cond_timeout_charged_once(void **state)
     int64_t delay = st_sum(d, "delay", "cond_timeout_site");
     printf("  timed-out wait: %.2f ms measured, %.2f ms charged\n",
            waited / 1e6, delay / 1e6);
-    assert_true(delay >= 39000000 && (uint64_t)delay <= waited);
+    /* Once: at most the measured wait (twice would be ~80 ms).  The
+     * full wait, not a fragment: the charge starts when the real wait
+     * does, after the interposer's own work, and a loaded machine can
+     * preempt the thread there for milliseconds (35 of 40 ms seen), so
+     * the lower bound is loose. */
+    assert_true(delay >= 20000000 && (uint64_t)delay <= waited);
     assert_string_equal(st_leaf_of(d, "cond_timeout_site"),
                         "pthread_cond_timedwait");
     free(cpt_pprof("-raw", path));
