@@ -3,14 +3,15 @@
 # overhead in paired rounds, as quoted in bench/RESULTS.md.
 #
 # Each of ROUNDS rounds runs the churn benchmark once under every
-# configuration, in turn: glibc alone, then libcpprof at rate 0 and at
-# RATE ("cpprof-rate"), then each extra LABEL=LIBRARY (another
-# libcpprof.so, e.g. an older build, also at RATE).  The overhead of a configuration is the
-# ratio to glibc taken within each round (both saw the same load), and the
-# figure is the median over rounds with a bootstrap 95 % interval of that
-# median (2000 resamples).  ROUNDS (default 101) and OPS (per thread,
-# default 1000000) set the size; 101 rounds take about 2 minutes here.
-# RATE (default 524288) is the sampling rate of the sampled runs: a
+# configuration, the order rotated round by round: glibc alone, libcpprof
+# at rate 0 ("cpprof-off") and at RATE ("cpprof-rate"), then each extra
+# LABEL=LIBRARY (another libcpprof.so, e.g. an older build or a copy of
+# the same one as a control, also at RATE).  The overhead of a
+# configuration is its ratio to glibc within each round (both saw about
+# the same load); the figure is the median over rounds with a bootstrap
+# 95 % interval of that median (2000 resamples).  ROUNDS (default 101) and
+# OPS (per thread, default 1000000) set the size; 101 rounds of four
+# configurations take 2-3 minutes here.  RATE (default 524288): a
 # smaller one magnifies the sampled path's cost when comparing builds.
 set -eu
 B=${1:-build}
@@ -30,8 +31,13 @@ for extra in "$@"; do
 ${extra%%=*}|LD_PRELOAD=${extra#*=} CPPROF_MEMPROFILERATE=$RATE"
 done
 
+# Each round starts one configuration further down the list, so that no
+# configuration always runs in the same position within a round.
+K=$(echo "$CONFIGS" | wc -l)
 for i in $(seq "$ROUNDS"); do
-    echo "$CONFIGS" | while IFS='|' read -r label envs; do
+    r=$((i % K))
+    { echo "$CONFIGS" | tail -n +$((r + 1)); [ "$r" = 0 ] ||
+        echo "$CONFIGS" | head -n "$r"; } | while IFS='|' read -r label envs; do
         # shellcheck disable=SC2086
         env $envs "$BIN" "$OPS" 2>/dev/null | tail -1 >> "$TMP/$label"
     done
