@@ -130,8 +130,15 @@ static void test_fraction_1(void **state)
     /* Mutex: the holder's unlock, led by pthread_mutex_unlock as in Go. */
     double held = (double)st_sum(m, "delay", "holder_unlock_f1");
     assert_within("mutex delay at holder_unlock_f1", held, caused, 0.20);
-    assert_within("... against nominal 4x20msx50", held, 4.0 * 20e6 * 50,
-                  0.20);
+    /* The nominal figure is a floor, not the truth: a loaded machine
+     * oversleeps the 20 ms holds (28 ms each seen under TSan beside
+     * other tests), and the check above already holds the profile to
+     * the waiting really caused. */
+    if (caused <= 4.0 * 20e6 * 50 * 1.2)
+        assert_within("... against nominal 4x20msx50", held,
+                      4.0 * 20e6 * 50, 0.20);
+    else
+        assert_true(held >= 4.0 * 20e6 * 50 * 0.8);
     assert_int_equal(st_sum(m, "contentions", "holder_unlock_f1"),
                      50 * WAITERS);
     assert_string_equal(st_leaf_of(m, "holder_unlock_f1"),
