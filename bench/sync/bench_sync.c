@@ -9,7 +9,12 @@
  *      first while the process has one thread, then with a second
  *      (idle) thread alive: glibc's own lock skips its atomic
  *      instructions in a single-threaded process, so the two differ;
- *   2. contended throughput: THREADS threads increment a counter under
+ *   2. the release accounting alone, without scheduling noise: one
+ *      thread's lock+unlock pairs while a registered waiter that never
+ *      leaves makes every release charge someone, as the holder of a
+ *      convoy does at each release (mutex fraction 1), against the same
+ *      pairs with no waiter;
+ *   3. contended throughput: THREADS threads increment a counter under
  *      one mutex for a fixed wall-clock time, lock pairs per second with
  *      profiles off vs mutex fraction 1 (vs fraction 1 + block 1), for
  *      three workloads: a tight convoy (tiny critical section, nothing
@@ -29,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/sync_events.h"
 #include "cpprof.h"
 
 #define REPS 5
@@ -128,6 +134,46 @@ static void *idle_thread(void *arg)
     return NULL;
 }
 
+/*
+ * ns per lock+unlock pair at mutex fraction 1 with no waiter and with a
+ * phantom waiter registered on the mutex (every unlock then takes the
+ * release accounting and records a mutex event), ROUNDS paired rounds.
+ */
+static void release_cost(long iters)
+{
+    static double none[ROUNDS], one[ROUNDS], d[ROUNDS];
+    long per = iters / ROUNDS + 1;
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    profiles(0, 1);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < 2; k++) {
+            int with = (r + k) % 2;
+            int slot = with ? cp_sync_wait_begin(&m, cp_sync_now()) : -1;
+            if (with && slot < 0)
+                return;
+            double t0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+            for (long i = 0; i < per; i++) {
+                pthread_mutex_lock(&m);
+                pthread_mutex_unlock(&m);
+            }
+            double ns = (now_s(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9 / per;
+            if (with) {
+                cp_sync_wait_end(&m, slot, cp_sync_now());
+                one[r] = ns;
+            } else {
+                none[r] = ns;
+            }
+        }
+        d[r] = one[r] - none[r];
+    }
+    profiles(0, 0);
+    printf("release accounting, mutex fraction 1 (%d rounds x %ld pairs, "
+           "thread CPU time):\n", ROUNDS, per);
+    printf("  no waiter                     %6.2f ns\n", median(none, ROUNDS));
+    printf("  a waiter at every release     %6.2f ns  (%+.2f ns)\n",
+           median(one, ROUNDS), median(d, ROUNDS));
+}
+
 static struct {
     _Atomic int stop;
     long counter;
@@ -192,6 +238,7 @@ int main(int argc, char **argv)
             pthread_create(&idle, NULL, idle_thread, &pfd[0]) != 0)
             return 1;
         uncontended_set("two threads (one idle)", iters);
+        release_cost(iters / 10);
         close(pfd[1]);
         pthread_join(idle, NULL);
         close(pfd[0]);
