@@ -340,7 +340,15 @@ static void test_cpu_samples(void **state)
 
     /* Expected samples: its CPU time times the rate; a third of that
      * leaves room for timer granularity and samples taken in the clock
-     * read's vDSO frame without a walkable caller. */
+     * read's vDSO frame without a walkable caller.  Sanitizer runtimes
+     * defer asynchronous signals to their next interceptor, where pending
+     * SIGPROFs coalesce (22 of 75 seen under TSan beside other tests):
+     * there a tenth. */
+#ifdef CPPROF_SANITIZER_BUILD
+    const uint64_t share = 10;
+#else
+    const uint64_t share = 3;
+#endif
     uint64_t expect = b.cpu_ns * (uint64_t)hz / 1000000000u;
     fprintf(stderr, "burner used %.0f ms of CPU: ~%" PRIu64 " samples\n",
             b.cpu_ns / 1e6, expect);
@@ -348,7 +356,7 @@ static void test_cpu_samples(void **state)
     snprintf(args, sizeof args,
              "--threads cpu-burner --thread-life cpu-burner "
              "--samples-on cpu-burner:trace_test_cpu_burn:%" PRIu64,
-             expect / 3 > 0 ? expect / 3 : 1);
+             expect / share > 0 ? expect / share : 1);
     check_trace(path, args);
     trace_file_remove(&f);
 }
