@@ -88,13 +88,15 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define HEAP_STACK_DEPTH 64
-/* The free-path filter's levels: 2^(FILTER_LOG2_0 + 3 l) 64-bit words
- * each (1 KiB, 8 KiB, 64 KiB).  A level serves up to about one live
+/* The free-path filter's levels: 2^(FILTER_LOG2_0 + FILTER_STEP l)
+ * 64-bit words each (1 KiB, 16 KiB).  A level serves up to about one live
  * sampled block per word (~2 % of frees then probe the set for nothing). */
-#define FILTER_LEVELS 3
+#define FILTER_LEVELS 2
 #define FILTER_LOG2_0 7
-#define FILTER_WORDS(l) (1u << (FILTER_LOG2_0 + 3 * (l)))
-#define FILTER_OFFSET(l) ((FILTER_WORDS(l) - FILTER_WORDS(0)) / 7)
+#define FILTER_STEP 4
+#define FILTER_WORDS(l) (1u << (FILTER_LOG2_0 + FILTER_STEP * (l)))
+#define FILTER_OFFSET(l) \
+    ((FILTER_WORDS(l) - FILTER_WORDS(0)) / ((1u << FILTER_STEP) - 1))
 #define FILTER_TOTAL FILTER_OFFSET(FILTER_LEVELS)
 #define FILTER_SATURATED 15u
 #define REC_STRIPES 16 /* in-flight recording counters, one line each */
@@ -157,8 +159,8 @@ static struct {
      * after their removal, so it is never zero while one of its blocks is
      * live; once saturated (15) it stays so.
      *
-     * Three levels of 1 KiB, 8 KiB and 64 KiB, all kept up to date by
-     * every insert and removal (a few CASes per sample); free reads one,
+     * Two levels, 1 KiB and 16 KiB, both kept up to date by every insert
+     * and removal (a CAS each per sample and per sampled free); free reads one,
      * the smallest that suits the number of live sampled blocks (see
      * filter_retarget), so the filter stays sparse at any heap size and
      * small enough to stay cached under a workload's own memory traffic
@@ -168,9 +170,13 @@ static struct {
      * 0.3 % of frees with 32 live sampled blocks (1 KiB level; 0.7 % with
      * a 512 B one, which in the churn benchmark missed L1 a little less,
      * 6.60 against 6.68 misses a pair, but probed the set more, +1.8
-     * instructions a pair), 2 % at a level's limit of one block per word,
-     * 17 % at 4 blocks per word (16 GiB live at the default rate).  Two
-     * counters in one word per address halve the collisions of one.
+     * instructions a pair), 2 % at a level's limit of one block per word
+     * (2,048 blocks for 16 KiB: 1 GiB live at the default rate), 17 % at
+     * 4 blocks per word (4 GiB).  Two counters in one word per address
+     * halve the collisions of one.  A third level of 64 KiB (2 % up to
+     * 4 GiB live) cost every sample two more CASes on cold lines of 16
+     * pages, about what replaying the unwind saved (paired runs at rate
+     * 64 KiB), so it was dropped.
      * Blocks of the bootstrap arena are counted in every level for good
      * (see arena_alloc), so that free's fast path needs no arena test.
      * Right after the lines above, so that free's fast path reads one
@@ -465,12 +471,12 @@ static inline unsigned filter_s2(uint64_t h)
 static inline uintptr_t filter_sel_of(unsigned level)
 {
     return (uintptr_t)&shim.filter[FILTER_OFFSET(level)] |
-           (64 - FILTER_LOG2_0 - 3 * level);
+           (64 - FILTER_LOG2_0 - FILTER_STEP * level);
 }
 
 static inline unsigned filter_level_of(uintptr_t sel)
 {
-    return (64 - FILTER_LOG2_0 - (unsigned)(sel & 63)) / 3;
+    return (64 - FILTER_LOG2_0 - (unsigned)(sel & 63)) / FILTER_STEP;
 }
 
 /* false: p is certainly not a live sampled block (sel: the level to
@@ -502,7 +508,7 @@ static void filter_add(const void *p, int delta)
 #pragma GCC unroll 4
     for (unsigned l = 0; l < FILTER_LEVELS; l++) {
         _Atomic uint64_t *word = &shim.filter[FILTER_OFFSET(l)] +
-                                 (h >> (64 - FILTER_LOG2_0 - 3 * l));
+                                 (h >> (64 - FILTER_LOG2_0 - FILTER_STEP * l));
         uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
         uint64_t next;
         do {

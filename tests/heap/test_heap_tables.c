@@ -140,7 +140,7 @@ static void test_free_filter_follows_live_blocks(void **state)
     /* Frees in reverse: the level comes down as blocks go. */
     for (size_t i = N; i-- > 0;) {
         free(v[i]);
-        if (i == 1000)
+        if (i == 100)
             seen[N] = cp_heap_filter_bytes();
     }
     /* Levels are re-checked every few sampled allocations and frees:
@@ -152,14 +152,16 @@ static void test_free_filter_follows_live_blocks(void **state)
     size_t after = cp_heap_filter_bytes(), live = cp_heap_addr_live();
     free(v);
     printf("filter: %zu B before, %zu B at 100 live, %zu B at 600, %zu B "
-           "at 2000, %zu B back at 1000, %zu B after (%zu sampled blocks "
+           "at 2000, %zu B back at 100, %zu B after (%zu sampled blocks "
            "live)\n", before, seen[99], seen[599], seen[N - 1], seen[N],
            after, live);
     assert_int_equal(before, 1024);
     assert_int_equal(seen[99], 1024);
-    assert_int_equal(seen[599], 8192);
-    assert_int_equal(seen[N - 1], 65536);
-    assert_int_equal(seen[N], 65536); /* hysteresis: not yet below 256 */
+    assert_int_equal(seen[599], 16384);
+    assert_int_equal(seen[N - 1], 16384);
+    /* Hysteresis: 100 live blocks read the small level on the way up,
+     * the large one on the way down (until fewer than 32). */
+    assert_int_equal(seen[N], 16384);
     /* Down to the smallest level once under a quarter of its words. */
     assert_true(live < 32);
     assert_int_equal(after, 1024);
