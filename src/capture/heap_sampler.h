@@ -76,8 +76,8 @@ const cp_heap_bucket *cp_heap_bucket_at(size_t i);
 /* Whether the allocator is interposed in this build (false under
  * sanitizers, where the sanitizer owns malloc). */
 bool cp_heap_interposed(void);
-/* Bytes of the free-path filter level that free reads now (1024 or
- * 16384, growing and shrinking with the live sampled blocks; 0 before
+/* Bytes of the free-path filter level that free reads now (2048 or
+ * 32768, growing and shrinking with the live sampled blocks; 0 before
  * the allocator is resolved or when not interposed).  Any context. */
 size_t cp_heap_filter_bytes(void);
 /* Rate in bytes (0 = off, 1 = every allocation).  Normal context. */

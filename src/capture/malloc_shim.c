@@ -89,10 +89,10 @@
 
 #define HEAP_STACK_DEPTH 64
 /* The free-path filter's levels: 2^(FILTER_LOG2_0 + FILTER_STEP l)
- * 64-bit words each (1 KiB, 16 KiB).  A level serves up to about one live
+ * 64-bit words each (2 KiB, 32 KiB).  A level serves up to about one live
  * sampled block per word (~2 % of frees then probe the set for nothing). */
 #define FILTER_LEVELS 2
-#define FILTER_LOG2_0 7
+#define FILTER_LOG2_0 8
 #define FILTER_STEP 4
 #define FILTER_WORDS(l) (1u << (FILTER_LOG2_0 + FILTER_STEP * (l)))
 #define FILTER_OFFSET(l) \
@@ -159,7 +159,7 @@ static struct {
      * after their removal, so it is never zero while one of its blocks is
      * live; once saturated (15) it stays so.
      *
-     * Two levels, 1 KiB and 16 KiB, both kept up to date by every insert
+     * Two levels, 2 KiB and 32 KiB, both kept up to date by every insert
      * and removal (a CAS each per sample and per sampled free); free reads one,
      * the smallest that suits the number of live sampled blocks (see
      * filter_retarget), so the filter stays sparse at any heap size and
@@ -167,20 +167,18 @@ static struct {
      * while few sampled blocks are live: with one fixed 4 KiB filter,
      * half the frees of the churn benchmark missed L1 on it.  Collisions
      * (frees that must probe the set for nothing), random addresses:
-     * 0.3 % of frees with 32 live sampled blocks (1 KiB level; 0.7 % with
-     * a 512 B one, which in the churn benchmark missed L1 a little less,
-     * 6.60 against 6.68 misses a pair, but probed the set more, +1.8
-     * instructions a pair), 2 % at a level's limit of one block per word
-     * (2,048 blocks for 16 KiB: 1 GiB live at the default rate), 17 % at
-     * 4 blocks per word (4 GiB).  Two counters in one word per address
-     * halve the collisions of one.  A third level of 64 KiB (2 % up to
-     * 4 GiB live) cost every sample two more CASes on cold lines of 16
-     * pages, about what replaying the unwind saved (paired runs at rate
-     * 64 KiB), so it was dropped.
+     * 0.12 % of frees with 32 live sampled blocks (2 KiB level; counted
+     * in the churn benchmark: 0.30 % with a 1 KiB level, 0.05 % with
+     * 4 KiB; each collision costs a probe of the address set), 2 % at a level's limit of one block per word (4,096 blocks
+     * for 32 KiB: 2 GiB live at the default rate), 17 % at 4 blocks per
+     * word (8 GiB).  Two counters in one word per address halve the
+     * collisions of one.  A third level of 64 KiB (with 1 and 8 KiB) cost
+     * every sample two more CASes on cold lines of 16 pages, about what
+     * replaying the unwind saved (paired runs at rate 64 KiB).
      * Blocks of the bootstrap arena are counted in every level for good
      * (see arena_alloc), so that free's fast path needs no arena test.
      * Right after the lines above, so that free's fast path reads one
-     * page of ours (the level's pointer, the real free and the 1 KiB
+     * page of ours (the level's pointer, the real free and the 2 KiB
      * level), not two: the workload's own pages keep the TLB busy. */
     _Alignas(CACHE_LINE) _Atomic uint64_t filter[FILTER_TOTAL];
 

@@ -155,16 +155,16 @@ static void test_free_filter_follows_live_blocks(void **state)
            "at 2000, %zu B back at 100, %zu B after (%zu sampled blocks "
            "live)\n", before, seen[99], seen[599], seen[N - 1], seen[N],
            after, live);
-    assert_int_equal(before, 1024);
-    assert_int_equal(seen[99], 1024);
-    assert_int_equal(seen[599], 16384);
-    assert_int_equal(seen[N - 1], 16384);
+    assert_int_equal(before, 2048);
+    assert_int_equal(seen[99], 2048);
+    assert_int_equal(seen[599], 32768);
+    assert_int_equal(seen[N - 1], 32768);
     /* Hysteresis: 100 live blocks read the small level on the way up,
-     * the large one on the way down (until fewer than 32). */
-    assert_int_equal(seen[N], 16384);
+     * the large one on the way down (until fewer than 64). */
+    assert_int_equal(seen[N], 32768);
     /* Down to the smallest level once under a quarter of its words. */
-    assert_true(live < 32);
-    assert_int_equal(after, 1024);
+    assert_true(live < 64);
+    assert_int_equal(after, 2048);
 
     assert_int_equal(cpprof_heap_set_rate(1), 0);
     cp_decoded *d = ht_decode_profile("heap");
