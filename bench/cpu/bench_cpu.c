@@ -9,6 +9,18 @@
  *       profiles itself with cpprof and prints the profile's total CPU
  *       (completeness).  gperftools and perf wrap the same command from
  *       outside (bench/cpu/run.sh).
+ *   bench_cpu ab THREADS WINDOW_MS ROUNDS HZ cpprof|gperftools
+ *       Steady-state overhead inside one process: THREADS threads burn
+ *       CPU without end while the main thread measures their work rate
+ *       in windows of WINDOW_MS, alternately with the profiler running
+ *       and not (random order in each of ROUNDS rounds; start and stop
+ *       happen outside the windows).  One process sees one memory
+ *       layout, so the layout noise that separates processes by a few
+ *       per cent cancels.  Prints the mean ratio of the work rate (wall)
+ *       and of the process CPU per unit of work, off over on, with 95 %
+ *       confidence intervals, and the samples per second taken.
+ *       gperftools' libprofiler is dlopen'ed (ProfilerStart/Stop, rate
+ *       from CPUPROFILE_FREQUENCY); cpprof is never started in that case.
  *   bench_cpu unwind DEPTH
  *       Per-sample unwind cost: cp_unwind_signal on a context DEPTH frames
  *       deep, frame-pointer and DWARF (CFI) walks, and cp_unwind_self,
@@ -16,12 +28,16 @@
  *
  * Single process, normal context; not part of the library.
  */
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#include <math.h>
+#include <stdint.h>
 
 #include "cpprof.h"
 #include "capture/unwind_signal.h"
@@ -135,6 +151,149 @@ static int cmd_work(int argc, char **argv)
     return 0;
 }
 
+/* ------------------------------------------------------------- ab */
+
+#define AB_MAX_THREADS 64
+
+static struct {
+    _Atomic int stop;
+    struct {
+        _Alignas(64) _Atomic unsigned long units;
+    } done[AB_MAX_THREADS];
+    int (*gp_start)(const char *);
+    void (*gp_stop)(void);
+    cpprof_writer *w;
+} ab;
+
+__attribute__((noinline)) static void *ab_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    while (!atomic_load_explicit(&ab.stop, memory_order_relaxed)) {
+        bench.sink += mid(20000);
+        atomic_fetch_add_explicit(&ab.done[i].units, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static unsigned long ab_units(int threads)
+{
+    unsigned long n = 0;
+    for (int i = 0; i < threads; i++)
+        n += atomic_load_explicit(&ab.done[i].units, memory_order_relaxed);
+    return n;
+}
+
+static int ab_profiler(bool gperf, bool on)
+{
+    if (gperf) {
+        if (on)
+            return ab.gp_start("/tmp/bench_cpu_ab.gprof") ? 0 : -1;
+        ab.gp_stop();
+        return 0;
+    }
+    if (on) {
+        int rc = cpprof_writer_open_buffer(&ab.w);
+        return rc ? rc : cpprof_cpu_start(ab.w);
+    }
+    int rc = cpprof_cpu_stop();
+    cpprof_writer_close(ab.w);
+    return rc;
+}
+
+static void ab_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* mean and 95 % half-interval (Student's t, df >= 10 approximated). */
+static void ab_stats(const double *x, int n, double *mean, double *half)
+{
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++)
+        s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        q += (x[i] - *mean) * (x[i] - *mean);
+    double t = n > 60 ? 2.0 : n > 30 ? 2.04 : n > 20 ? 2.09 : 2.23;
+    *half = n > 1 ? t * sqrt(q / (n - 1) / n) : 0;
+}
+
+static int cmd_ab(int argc, char **argv)
+{
+    int threads = atoi(argv[2]), window = atoi(argv[3]);
+    int rounds = atoi(argv[4]), hz = atoi(argv[5]);
+    bool gperf = strcmp(argv[6], "gperftools") == 0;
+    if (threads < 1 || threads > AB_MAX_THREADS || window < 10 ||
+        rounds < 2 || rounds > 10000 || hz < 1) {
+        fprintf(stderr, "bad arguments\n");
+        return 2;
+    }
+    if (gperf) {
+        char rate[16];
+        snprintf(rate, sizeof rate, "%d", hz);
+        setenv("CPUPROFILE_FREQUENCY", rate, 1);
+        const char *lib = getenv("PROFILER") ? getenv("PROFILER")
+                                             : "libprofiler.so.0";
+        void *h = dlopen(lib, RTLD_NOW | RTLD_GLOBAL);
+        if (!h || !(*(void **)&ab.gp_start = dlsym(h, "ProfilerStart")) ||
+            !(*(void **)&ab.gp_stop = dlsym(h, "ProfilerStop"))) {
+            fprintf(stderr, "gperftools: %s\n", dlerror());
+            return 1;
+        }
+    } else if (cpprof_cpu_set_rate(hz) != 0) {
+        fprintf(stderr, "bad rate\n");
+        return 2;
+    }
+    pthread_t t[AB_MAX_THREADS];
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, ab_worker, (void *)(intptr_t)i);
+    double *wall = calloc(rounds, sizeof *wall), *cpu = calloc(rounds, sizeof *cpu);
+    double samples = 0, on_seconds = 0;
+    srand(12345);
+    for (int r = 0; r < rounds; r++) {
+        double rate[2], cost[2];
+        int first = rand() & 1;
+        for (int k = 0; k < 2; k++) {
+            bool on = (k ^ first) == 1;
+            if (on && ab_profiler(gperf, true) != 0) {
+                fprintf(stderr, "cannot start the profiler\n");
+                return 1;
+            }
+            ab_sleep_ms(window / 4); /* let start-up settle */
+            unsigned long u0 = ab_units(threads);
+            double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+            ab_sleep_ms(window);
+            unsigned long u1 = ab_units(threads);
+            double t1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+            rate[on] = (u1 - u0) / (t1 - t0);
+            cost[on] = (c1 - c0) / (double)(u1 - u0);
+            if (on) {
+                on_seconds += c1 - c0;
+                ab_profiler(gperf, false);
+            }
+        }
+        wall[r] = rate[0] / rate[1]; /* > 1: profiling slowed the work */
+        cpu[r] = cost[1] / cost[0];
+    }
+    atomic_store(&ab.stop, 1);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    (void)samples;
+    double mw, hw, mc, hc;
+    ab_stats(wall, rounds, &mw, &hw);
+    ab_stats(cpu, rounds, &mc, &hc);
+    printf("%s %d Hz, %d threads, %d rounds of %d ms: wall %.4f (%.4f..%.4f)"
+           " cpu %.4f (%.4f..%.4f), nominal samples/s %.0f\n",
+           gperf ? "gperftools" : "cpprof", hz, threads, rounds, window, mw,
+           mw - hw, mw + hw, mc, mc - hc, mc + hc,
+           on_seconds / (rounds * window / 1000.0) * hz);
+    free(wall);
+    free(cpu);
+    return 0;
+}
+
 /* Times the walks from DEPTH frames down, where the stack is live: FP and
  * DWARF (CFI) walks of a signal-style context, and cp_unwind_self (the
  * heap sampler's capture).  The CFI rule cache is warm after the first. */
@@ -188,7 +347,10 @@ int main(int argc, char **argv)
         return cmd_work(argc, argv);
     if (argc >= 3 && strcmp(argv[1], "unwind") == 0)
         return cmd_unwind(argc, argv);
+    if (argc >= 7 && strcmp(argv[1], "ab") == 0)
+        return cmd_ab(argc, argv);
     fprintf(stderr, "usage: bench_cpu work THREADS SECONDS [cpprof HZ "
-                    "[fp|dwarf|auto]] | bench_cpu unwind DEPTH\n");
+                    "[fp|dwarf|auto]] | bench_cpu unwind DEPTH | bench_cpu ab "
+                    "THREADS WINDOW_MS ROUNDS HZ cpprof|gperftools\n");
     return 2;
 }
