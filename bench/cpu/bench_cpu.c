@@ -250,7 +250,12 @@ static int cmd_ab(int argc, char **argv)
     for (int i = 0; i < threads; i++)
         pthread_create(&t[i], NULL, ab_worker, (void *)(intptr_t)i);
     double *wall = calloc(rounds, sizeof *wall), *cpu = calloc(rounds, sizeof *cpu);
-    double samples = 0, on_seconds = 0;
+    if (!wall || !cpu) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    double on_seconds = 0;
+    int rc = 0;
     srand(12345);
     for (int r = 0; r < rounds; r++) {
         double rate[2], cost[2];
@@ -259,7 +264,8 @@ static int cmd_ab(int argc, char **argv)
             bool on = (k ^ first) == 1;
             if (on && ab_profiler(gperf, true) != 0) {
                 fprintf(stderr, "cannot start the profiler\n");
-                return 1;
+                rc = 1;
+                break;
             }
             ab_sleep_ms(window / 4); /* let start-up settle */
             unsigned long u0 = ab_units(threads);
@@ -274,13 +280,19 @@ static int cmd_ab(int argc, char **argv)
                 ab_profiler(gperf, false);
             }
         }
+        if (rc != 0)
+            break;
         wall[r] = rate[0] / rate[1]; /* > 1: profiling slowed the work */
         cpu[r] = cost[1] / cost[0];
     }
     atomic_store(&ab.stop, 1);
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
-    (void)samples;
+    if (rc != 0) {
+        free(wall);
+        free(cpu);
+        return rc;
+    }
     double mw, hw, mc, hc;
     ab_stats(wall, rounds, &mw, &hw);
     ab_stats(cpu, rounds, &mc, &hc);
