@@ -23,6 +23,7 @@ run trace   "$b/trace/trace_bench"
 run sync    "$b/sync/bench_sync"
 run http    "$b/http/bench_http_load" 64 200
 run heap    sh bench/heap/run.sh "$build"
+run heap    "$b/heap/bench_heap_ab"
 run cpu     sh bench/cpu/run.sh "$build" 2 1.5
 run cpu     sh bench/cpu/overhead.sh "$build" 2 1 9
 run preload sh bench/preload/run.sh "$build" 50 3

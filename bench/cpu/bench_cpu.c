@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "cpprof.h"
+#include "../common/ab_window.h"
 #include "capture/unwind_signal.h"
 #include "encode/decode.h"
 
@@ -47,13 +48,6 @@ static struct {
     unsigned long iters; /* per thread */
     volatile unsigned long sink;
 } bench;
-
-static double now(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 __attribute__((noinline)) static unsigned long leaf(unsigned long n)
 {
@@ -82,9 +76,9 @@ __attribute__((noinline)) static void *worker(void *arg)
 
 static void calibrate(double seconds)
 {
-    double t0 = now(CLOCK_THREAD_CPUTIME_ID);
+    double t0 = ab_now(CLOCK_THREAD_CPUTIME_ID);
     unsigned long n = 0;
-    while (now(CLOCK_THREAD_CPUTIME_ID) - t0 < 0.2) {
+    while (ab_now(CLOCK_THREAD_CPUTIME_ID) - t0 < 0.2) {
         bench.sink += mid(100000);
         n += 100000;
     }
@@ -125,20 +119,20 @@ static int cmd_work(int argc, char **argv)
             return 1;
         }
     }
-    double cpu0 = now(CLOCK_PROCESS_CPUTIME_ID), t0 = now(CLOCK_MONOTONIC);
+    double cpu0 = ab_now(CLOCK_PROCESS_CPUTIME_ID), t0 = ab_now(CLOCK_MONOTONIC);
     pthread_t t[256];
     for (int i = 0; i < threads; i++)
         pthread_create(&t[i], NULL, worker, NULL);
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
-    double wall = now(CLOCK_MONOTONIC) - t0;
-    double cpu = now(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    double wall = ab_now(CLOCK_MONOTONIC) - t0;
+    double cpu = ab_now(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     printf("wall %.4f cpu %.4f iters %lu", wall, cpu, bench.iters);
     if (prof) {
-        double s0 = now(CLOCK_MONOTONIC);
+        double s0 = ab_now(CLOCK_MONOTONIC);
         cpprof_cpu_stop();
         cpprof_writer_close(w);
-        double stop = now(CLOCK_MONOTONIC) - s0;
+        double stop = ab_now(CLOCK_MONOTONIC) - s0;
         cp_decoded *d;
         if (cp_decode_file(path, &d) == 0) {
             printf(" profiled %.4f samples %lld stop %.4f",
@@ -200,26 +194,6 @@ static int ab_profiler(bool gperf, bool on)
     return rc;
 }
 
-static void ab_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-/* mean and 95 % half-interval (Student's t, df >= 10 approximated). */
-static void ab_stats(const double *x, int n, double *mean, double *half)
-{
-    double s = 0, q = 0;
-    for (int i = 0; i < n; i++)
-        s += x[i];
-    *mean = s / n;
-    for (int i = 0; i < n; i++)
-        q += (x[i] - *mean) * (x[i] - *mean);
-    double t = n > 60 ? 2.0 : n > 30 ? 2.04 : n > 20 ? 2.09 : 2.23;
-    *half = n > 1 ? t * sqrt(q / (n - 1) / n) : 0;
-}
-
 static int cmd_ab(int argc, char **argv)
 {
     int threads = atoi(argv[2]), window = atoi(argv[3]);
@@ -269,10 +243,10 @@ static int cmd_ab(int argc, char **argv)
             }
             ab_sleep_ms(window / 4); /* let start-up settle */
             unsigned long u0 = ab_units(threads);
-            double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+            double t0 = ab_now(CLOCK_MONOTONIC), c0 = ab_now(CLOCK_PROCESS_CPUTIME_ID);
             ab_sleep_ms(window);
             unsigned long u1 = ab_units(threads);
-            double t1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+            double t1 = ab_now(CLOCK_MONOTONIC), c1 = ab_now(CLOCK_PROCESS_CPUTIME_ID);
             rate[on] = (u1 - u0) / (t1 - t0);
             cost[on] = (c1 - c0) / (double)(u1 - u0);
             if (on) {
@@ -320,11 +294,11 @@ static void time_unwinds(void)
         uintptr_t pcs[128];
         size_t n = 0;
         int iters = 200000;
-        double t0 = now(CLOCK_THREAD_CPUTIME_ID);
+        double t0 = ab_now(CLOCK_THREAD_CPUTIME_ID);
         for (int i = 0; i < iters; i++)
             n = m == 2 ? cp_unwind_self(pcs, 128)
                        : cp_unwind_signal(&uc, pcs, 128, modes[m]);
-        double ns = (now(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9 / iters;
+        double ns = (ab_now(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9 / iters;
         printf("unwind %s depth %zu: %.0f ns/sample\n", names[m], n, ns);
     }
     cp_unwind_stats_t st;
