@@ -211,7 +211,9 @@ static __thread struct {
     uint64_t left;     /* bytes until the next sample */
     uint64_t rng;      /* xorshift64* state */
     uint32_t epoch;    /* shim.epoch when left was drawn */
-    bool guard;        /* inside record(): do not sample, do not recurse */
+    bool guard;        /* inside record(), or the profiler's own work
+                          (cp_heap_own_begin): do not sample, do not
+                          recurse */
     bool resolving;    /* this thread runs dlsym for the shim */
     uint8_t retarget;  /* sampled allocs + frees until the next
                           filter_retarget */
@@ -778,9 +780,9 @@ __attribute__((constructor)) static void shim_init(void)
 {
     resolved();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    heap_tls.guard = true;
+    bool was_own = cp_heap_own_begin();
     cp_unwind_thread_prepare();
-    heap_tls.guard = false;
+    cp_heap_own_end(was_own);
 }
 
 /* ---------------------------------------------------- interposed calls */
@@ -1066,7 +1068,41 @@ void cp_heap_seed(uint64_t seed)
     atomic_fetch_add_explicit(&shim.epoch, 1, memory_order_release);
 }
 
+/* The re-entry guard doubles as the "own allocations" flag: both mean
+ * "do not sample this thread's allocations now". */
+bool cp_heap_own_begin(void)
+{
+    bool was = heap_tls.guard;
+    heap_tls.guard = true;
+    return was;
+}
+
+void cp_heap_own_end(bool was_own)
+{
+    heap_tls.guard = was_own;
+}
+
+bool cp_heap_own_now(void)
+{
+    return heap_tls.guard;
+}
+
 #else /* CPPROF_SANITIZER_BUILD: the sanitizer's allocator stays in place */
+
+bool cp_heap_own_begin(void)
+{
+    return false;
+}
+
+void cp_heap_own_end(bool was_own)
+{
+    (void)was_own;
+}
+
+bool cp_heap_own_now(void)
+{
+    return false;
+}
 
 bool cp_heap_interposed(void)
 {

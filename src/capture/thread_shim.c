@@ -9,7 +9,10 @@
  *     threadcreate profile once the thread exists (capture/backtrace.h,
  *     normal-context libunwind: the creating thread is in normal context);
  *   - starts the new thread in a trampoline that installs the creator's
- *     profiler labels (Go's goroutines inherit them), calls the start hooks
+ *     profiler labels (Go's goroutines inherit them), marks the thread's
+ *     allocations as the profiler's own (never sampled) when the creator
+ *     was inside cp_heap_own_begin (the HTTP server's, the service's and
+ *     the drain threads), calls the start hooks
  *     (capture/thread_hooks.h) before the user's routine, and the exit
  *     hooks when the routine returns, calls pthread_exit or is cancelled
  *     (a cleanup handler covers all three).
@@ -29,6 +32,7 @@
 #include <stddef.h>
 
 #include "capture/backtrace.h"
+#include "capture/heap_sampler.h"
 #include "capture/thread_hooks.h"
 #include "core/labels.h"
 
@@ -43,6 +47,7 @@ typedef struct shim_slot {
     void *(*start)(void *);
     void *arg;
     cp_label_set *labels; /* a reference the new thread takes over */
+    bool own;             /* created by the profiler's own code */
 } shim_slot;
 
 static struct {
@@ -96,13 +101,18 @@ static void thread_exit_hooks(void *unused)
     cp_trace_thread_exit();
 }
 
-static void *shim_trampoline(void *p)
+/* The frame every created thread starts in, between start_thread and the
+ * program's routine; named for what users see under each thread's stack
+ * in their profiles. */
+static void *cpprof_thread_start(void *p)
 {
     int i = (int)(intptr_t)p;
     shim_slot s = shim_state.slots[i];
     slot_release(i);
     cp_trace_thread_start();
     cp_labels_swap(s.labels);
+    if (s.own)
+        cp_heap_own_begin(); /* for the thread's whole life */
     cp_cpu_thread_start();
     void *ret;
     pthread_cleanup_push(thread_exit_hooks, NULL);
@@ -126,8 +136,9 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     } else {
         cp_label_set *labels = cp_labels_current();
         cp_label_set_retain(labels);
-        shim_state.slots[i] = (shim_slot){ start, arg, labels };
-        rc = real(thread, attr, shim_trampoline, (void *)(intptr_t)i);
+        shim_state.slots[i] = (shim_slot){ start, arg, labels,
+                                           cp_heap_own_now() };
+        rc = real(thread, attr, cpprof_thread_start, (void *)(intptr_t)i);
         if (rc != 0) {
             cp_label_set_release(labels);
             slot_release(i);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "capture/backtrace.h"
+#include "capture/heap_sampler.h"
 #include "core/registry.h"
 #include "core/writer.h"
 #include "encode/proto.h"
@@ -468,12 +469,17 @@ int cp_registry_build(cpprof_profile *p, cp_profile **out)
     if (!p || !out)
         return -EINVAL;
     *out = NULL;
-    if (p->builtin)
-        return p->builtin->build ? p->builtin->build(out) : -ENOSYS;
-    int rc = build_custom(p, out);
-    if (rc == 0 && (*out)->nsamples > 1)
-        qsort((*out)->samples, (*out)->nsamples, sizeof *(*out)->samples,
-              compare_samples_by_count);
+    bool was_own = cp_heap_own_begin();
+    int rc;
+    if (p->builtin) {
+        rc = p->builtin->build ? p->builtin->build(out) : -ENOSYS;
+    } else {
+        rc = build_custom(p, out);
+        if (rc == 0 && (*out)->nsamples > 1)
+            qsort((*out)->samples, (*out)->nsamples, sizeof *(*out)->samples,
+                  compare_samples_by_count);
+    }
+    cp_heap_own_end(was_own);
     return rc;
 }
 
@@ -481,6 +487,9 @@ int cpprof_profile_write(cpprof_profile *p, cpprof_writer *w, int debug)
 {
     if (!p || !w)
         return -EINVAL;
+    /* What writing allocates (snapshots, symbols, buffers) is ours, not
+     * the program's: kept out of the heap profile. */
+    bool was_own = cp_heap_own_begin();
     int rc;
     if (debug > 0 && p->builtin) {
         rc = p->builtin->write_text ? p->builtin->write_text(w, debug) : -ENOSYS;
@@ -498,6 +507,7 @@ int cpprof_profile_write(cpprof_profile *p, cpprof_writer *w, int debug)
         rc = cp_writer_flush(w);
     else
         cp_writer_fail(w, rc);
+    cp_heap_own_end(was_own);
     return rc;
 }
 

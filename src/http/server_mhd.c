@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "cpprof.h"
+#include "capture/heap_sampler.h"
 #include "http/http_internal.h"
 
 #define PPROF_PREFIX "/debug/pprof/"
@@ -506,6 +507,9 @@ int cpprof_http_server_start(const cpprof_http_options *opts,
 #ifdef MHD_USE_EPOLL
     flags |= MHD_USE_EPOLL;
 #endif
+    /* Its threads' allocations (and those of the threads they start) are
+     * the profiler's own: never sampled. */
+    bool was_own = cp_heap_own_begin();
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
@@ -515,6 +519,7 @@ int cpprof_http_server_start(const cpprof_http_options *opts,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_END);
+    cp_heap_own_end(was_own);
     if (!srv->daemon) {
         server_free(srv);
         return -EIO;

@@ -39,6 +39,7 @@
 
 #include "cpprof.h"
 #include "capture/cpu_signal.h"
+#include "capture/heap_sampler.h"
 #include "capture/thread_hooks.h"
 #include "capture/unwind_signal.h"
 #include "core/labels.h"
@@ -513,7 +514,9 @@ int cpprof_cpu_start(cpprof_writer *w)
     }
     if (rc == 0) {
         cpu_state.drain_stop = false;
+        bool was_own = cp_heap_own_begin(); /* the drain's allocations */
         rc = -pthread_create(&cpu_state.drain, NULL, drain_main, NULL);
+        cp_heap_own_end(was_own);
     }
     if (rc != 0) {
         if (cpu_state.itimer)
@@ -543,7 +546,10 @@ static int write_profile(void)
           "timers");
     if (cpu_state.model_err)
         return cp_writer_fail(cpu_state.w, cpu_state.model_err);
-    return cp_proto_write(p, cpu_state.w, 0);
+    bool was_own = cp_heap_own_begin();
+    int rc = cp_proto_write(p, cpu_state.w, 0);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 int cpprof_cpu_stop(void)

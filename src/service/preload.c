@@ -42,6 +42,7 @@
 
 #include "cpprof.h"
 #include "capture/exit_signal.h"
+#include "capture/heap_sampler.h"
 #include "core/writer.h"
 #include "service/preload_env.h"
 
@@ -285,7 +286,9 @@ static void watcher_begin(bool install)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool was_own = cp_heap_own_begin(); /* the watcher's allocations */
     int err = pthread_create(&t, &attr, watcher_main, (void *)(intptr_t)fds[0]);
+    cp_heap_own_end(was_own);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/heap_sampler.h"
 #include "core/writer.h"
 #include "cpprof.h"
 #include "service/service_internal.h"
@@ -353,7 +354,9 @@ int cpprof_service_start(cpprof_service *s)
             restart_cpu(s, true);
     }
     s->stopping = false;
+    bool was_own = cp_heap_own_begin(); /* the scheduler's allocations */
     rc = pthread_create(&s->thread, NULL, scheduler, s);
+    cp_heap_own_end(was_own);
     if (rc) {
         restart_cpu(s, false);
         cpprof_http_server_stop(s->http);

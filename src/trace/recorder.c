@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/heap_sampler.h"
 #include "capture/sync_shim.h"
 #include "capture/trace_events.h"
 #include "capture/trace_ring.h"
@@ -791,7 +792,9 @@ int cpprof_trace_start(struct cpprof_writer *w)
     trace_rec.wall0 = realtime_ns();
     cp_trace_capture_enable();
     cp_sync_set_tracing(true); /* waits are timed even with profiles off */
+    bool was_own = cp_heap_own_begin(); /* the drain's allocations */
     int rc = pthread_create(&trace_rec.drain, NULL, drain_main, NULL);
+    cp_heap_own_end(was_own);
     if (rc != 0) {
         cp_sync_set_tracing(false);
         cp_trace_capture_disable();
@@ -812,6 +815,7 @@ int cpprof_trace_stop(void)
         pthread_mutex_unlock(&trace_rec.lock);
         return 0;
     }
+    bool was_own = cp_heap_own_begin(); /* symbols and output buffers */
     cp_sync_set_tracing(false);
     cp_trace_capture_disable();
     char one = 1;
@@ -873,5 +877,6 @@ int cpprof_trace_stop(void)
     trace_rec.out = NULL;
     trace_rec.running = false;
     pthread_mutex_unlock(&trace_rec.lock);
+    cp_heap_own_end(was_own);
     return err;
 }

@@ -322,6 +322,41 @@ static void test_concurrent_churn_leaves_nothing_live(void **state)
     cp_decoded_free(d);
 }
 
+/* Everything the profiler allocates to build and write a profile
+ * (snapshots, the symbolizer's libdw state, encoder buffers) and in the
+ * threads it starts is its own: never sampled, even at rate 1. */
+static void *own_thread(void *arg)
+{
+    (void)arg;
+    void *p = alloc_site(3000);
+    free(p);
+    return NULL;
+}
+
+static void test_profiler_allocations_are_not_sampled(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    void *mine = alloc_site(4242);
+    cp_decoded_free(ht_decode_profile("heap")); /* the first, cold write */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, own_thread, NULL), 0);
+    pthread_join(t, NULL);
+    cp_decoded *d = ht_decode_profile("heap");
+    /* The program's allocations are there... */
+    assert_int_equal(ht_sum(d, "inuse_space", "alloc_site",
+                            "test_profiler_allocations_are_not_sampled"),
+                     4242);
+    assert_int_equal(ht_sum(d, "alloc_space", "alloc_site", "own_thread"),
+                     3000);
+    /* ...and nothing allocated inside the two writes. */
+    assert_int_equal(ht_sum(d, "alloc_objects", "cpprof_profile_write", NULL),
+                     0);
+    cp_decoded_free(d);
+    free(mine);
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_sampled_allocation_preserves_errno),
         cmocka_unit_test(test_fork_child_keeps_working),
         cmocka_unit_test(test_concurrent_churn_leaves_nothing_live),
+        cmocka_unit_test(test_profiler_allocations_are_not_sampled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

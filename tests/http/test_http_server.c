@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cpprof.h"
+#include "../heap/heap_test_util.h"
 #include "http_client.h"
 #include "support.h"
 
@@ -232,6 +233,31 @@ static void test_named_profile(void **state)
     assert_go_error(&r, 404, "Unknown profile");
     http_reply_free(&r);
     cpprof_http_server_stop(s);
+}
+
+/* The server's threads allocate for every request (connection state,
+ * snapshots, symbols, output): the profiler's own memory, which even at
+ * heap rate 1 must not show up in the program's heap profile. */
+static void test_server_allocations_are_not_sampled(void **state)
+{
+    if (cpprof_heap_set_rate(1) != 0)
+        skip(); /* sanitizer build: no malloc interposition */
+    cpprof_http_server *s = start(NULL);
+    int port = cpprof_http_server_port(s);
+    for (int i = 0; i < 3; i++) {
+        http_reply r = http_get(tmp, port, i == 1 ? "heap?debug=1" : "heap");
+        assert_int_equal(r.status, 200);
+        http_reply_free(&r);
+    }
+    cpprof_http_server_stop(s);
+    cp_decoded *d = ht_decode_profile("allocs");
+    /* The test's own allocations are sampled (curl's reply is read into
+     * this thread's buffers)... */
+    assert_true(ht_sum(d, "alloc_objects", "http_get", NULL) > 0);
+    /* ...the server's, made while answering, are not. */
+    assert_int_equal(ht_sum(d, "alloc_objects", "on_request", NULL), 0);
+    cp_decoded_free(d);
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
 }
 
 static void test_delta_errors(void **state)
@@ -559,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_cmdline),
         cmocka_unit_test(test_named_profile),
+        cmocka_unit_test(test_server_allocations_are_not_sampled),
         cmocka_unit_test(test_delta_errors),
         cmocka_unit_test(test_delta_profiles),
         cmocka_unit_test(test_symbol),
