@@ -825,6 +825,23 @@ size_t cp_unwind_signal(void *ucv, uintptr_t *pcs, size_t max,
     return unwind_guarded(&rg, uc, pcs, max, mode, false, NULL);
 }
 
+/* fork child: a slot that another thread held at the fork would stay
+ * held for good (that thread does not exist here), and the threads that
+ * hash to it would never replay again.  Only this thread runs now. */
+static void memo_fork_child(void)
+{
+    for (size_t i = 0; i < (1u << MEMO_SLOTS_LOG2); i++) {
+        unwind_state.memo[i].valid = false;
+        atomic_store_explicit(&unwind_state.memo[i].busy, 0,
+                              memory_order_relaxed);
+    }
+}
+
+__attribute__((constructor)) static void memo_fork_register(void)
+{
+    pthread_atfork(NULL, NULL, memo_fork_child);
+}
+
 __attribute__((noinline)) size_t cp_unwind_self(uintptr_t *pcs, size_t max)
 {
     if (!pcs || max == 0)
@@ -871,6 +888,10 @@ void cp_unwind_stats(cp_unwind_stats_t *s)
     pthread_mutex_lock(&unwind_state.refresh_lock);
     const cp_unwind_table *t = atomic_load(&unwind_state.table);
     s->generation = t ? t->gen : 0;
+    s->memos_held = 0;
+    for (size_t i = 0; i < (1u << MEMO_SLOTS_LOG2); i++)
+        s->memos_held += atomic_load_explicit(&unwind_state.memo[i].busy,
+                                              memory_order_relaxed) != 0;
     pthread_mutex_unlock(&unwind_state.refresh_lock);
 }
 

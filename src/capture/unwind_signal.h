@@ -53,6 +53,7 @@ typedef struct cp_unwind_stats_t {
     uint64_t fallbacks;       /* stopped early: libunwind tried */
     uint64_t fallback_deeper; /* ... and libunwind got further */
     uint32_t generation;      /* of the current address table (0: none) */
+    uint32_t memos_held;      /* cp_unwind_self replay memos in use now */
 } cp_unwind_stats_t;
 /* Normal context. */
 void cp_unwind_stats(cp_unwind_stats_t *s);

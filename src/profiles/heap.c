@@ -49,10 +49,12 @@ static int64_t rec_inuse_bytes(const heap_rec *r)
     return (int64_t)(r->alloc_bytes - r->free_bytes);
 }
 
-/* Reads every used bucket.  *out is malloc'd (NULL when empty). */
+/* Reads every used bucket.  *out is malloc'd (NULL when empty); with
+ * out NULL the records are only counted (no allocation). */
 static int snapshot(heap_rec **out, size_t *n)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     *n = 0;
     size_t slots = cp_heap_bucket_slots(), cap = 0;
     heap_rec *v = NULL;
@@ -79,6 +81,10 @@ static int snapshot(heap_rec **out, size_t *n)
             r.frees = r.allocs;
         if (r.free_bytes > r.alloc_bytes)
             r.free_bytes = r.alloc_bytes;
+        if (!out) {
+            (*n)++;
+            continue;
+        }
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
             heap_rec *nv = realloc(v, ncap * sizeof *v);
@@ -91,7 +97,8 @@ static int snapshot(heap_rec **out, size_t *n)
         }
         v[(*n)++] = r;
     }
-    *out = v;
+    if (out)
+        *out = v;
     return 0;
 }
 
@@ -189,10 +196,8 @@ static int64_t heap_count(void)
 {
     if (!cp_heap_interposed())
         return -ENOSYS;
-    heap_rec *recs;
     size_t n;
-    int err = snapshot(&recs, &n);
-    free(recs);
+    int err = snapshot(NULL, &n);
     return err ? err : (int64_t)n;
 }
 
