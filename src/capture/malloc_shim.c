@@ -395,8 +395,6 @@ static void reseed(void)
  * thread's interval ran out or the rate changed.  true: record it. */
 static __attribute__((noinline)) bool sample_slow(size_t n)
 {
-    if (heap_tls.guard)
-        return false;
     uint32_t epoch = atomic_load_explicit(&shim.epoch, memory_order_acquire);
     int64_t rate = atomic_load_explicit(&shim.rate, memory_order_relaxed);
     if (heap_tls.epoch != epoch) {
@@ -417,8 +415,13 @@ static __attribute__((noinline)) bool sample_slow(size_t n)
         heap_tls.left = UINT64_MAX;
         return false;
     }
+    /* A sample point that falls on the profiler's own allocation (the
+     * guard) is skipped, but a fresh interval is drawn all the same:
+     * intervals are memoryless, so the program's allocations stay a
+     * Poisson process at the rate; keeping the spent interval instead
+     * would sample the thread's next allocation for certain. */
     heap_tls.left = next_interval(rate);
-    return true;
+    return !heap_tls.guard;
 }
 
 /*
