@@ -1079,6 +1079,35 @@ static void *libc_own(const char *sym)
 }
 #endif
 
+#if SYNC_INLINE_TRYLOCK
+/*
+ * Whether the glibc we run on agrees with mutex_trylock_inline, tried on
+ * a mutex of our own: a default mutex has kind 0; a lock taken inline is
+ * seen as held by glibc's trylock and released by glibc's unlock back to
+ * the all-zero state; the inline trylock fails on a lock glibc's lock
+ * holds.  The layout is glibc's ABI and cannot move, but what the fields
+ * mean could: any disagreement keeps the fast path on glibc's own calls.
+ */
+static bool inline_trylock_agrees(void *lock_fn, void *trylock_fn,
+                                  void *unlock_fn)
+{
+    int (*lock)(pthread_mutex_t *) = (int (*)(pthread_mutex_t *))lock_fn;
+    int (*trylock)(pthread_mutex_t *) = (int (*)(pthread_mutex_t *))trylock_fn;
+    int (*unlock)(pthread_mutex_t *) = (int (*)(pthread_mutex_t *))unlock_fn;
+    static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    int tid = (int)syscall(SYS_gettid);
+    if (!mutex_kind_default(&m) || !mutex_trylock_inline(&m, tid))
+        return false;
+    bool ok = trylock(&m) == EBUSY && unlock(&m) == 0 &&
+              memcmp(&m, &fresh, sizeof m) == 0;
+    if (!ok || lock(&m) != 0)
+        return false;
+    ok = !mutex_trylock_inline(&m, tid) && m.__data.__owner == tid;
+    return unlock(&m) == 0 && ok && memcmp(&m, &fresh, sizeof m) == 0;
+}
+#endif
+
 /* Decides once, before any profile is first turned on, whether the lock
  * fast path may take default mutexes itself (mutex_trylock_inline). */
 static void sync_inline_decide(void)
@@ -1091,12 +1120,16 @@ static void sync_inline_decide(void)
         "pthread_mutex_lock", "pthread_mutex_trylock",
         "pthread_mutex_unlock",
     };
+    void *own[sizeof syms / sizeof *syms];
     ok = 1;
     for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
-        void *next = sync_resolve(syms[i], NULL), *own = libc_own(syms[i]);
-        if (next == NULL || next != own)
+        void *next = sync_resolve(syms[i], NULL);
+        own[i] = libc_own(syms[i]);
+        if (next == NULL || next != own[i])
             ok = -1; /* an interceptor sits between us and libc */
     }
+    if (ok > 0 && !inline_trylock_agrees(own[0], own[1], own[2]))
+        ok = -1;
 #ifdef SYNC_HAVE_VALGRIND
     if (RUNNING_ON_VALGRIND)
         ok = -1; /* Helgrind and DRD follow glibc's lock calls */
