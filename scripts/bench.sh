@@ -24,6 +24,11 @@ run sync    "$b/sync/bench_sync"
 run http    "$b/http/bench_http_load" 64 200
 run heap    sh bench/heap/run.sh "$build"
 run heap    "$b/heap/bench_heap_ab"
+lib=/usr/lib/x86_64-linux-gnu
+[ -e $lib/libjemalloc.so.2 ] && run heap env LD_PRELOAD=$lib/libjemalloc.so.2 \
+    MALLOC_CONF=prof:true,prof_active:false "$b/heap/bench_heap_ab" 40 400 524288 jemalloc
+[ -e $lib/libtcmalloc.so.4 ] && run heap env LD_PRELOAD=$lib/libtcmalloc.so.4 \
+    "$b/heap/bench_heap_ab" 40 100 524288 tcmalloc
 run cpu     sh bench/cpu/run.sh "$build" 2 1.5
 run cpu     sh bench/cpu/overhead.sh "$build" 2 1 9
 run preload sh bench/preload/run.sh "$build" 50 3

@@ -2,7 +2,8 @@
  * bench/heap/bench_heap_ab.c - the heap profiler's steady-state overhead
  * inside one process.
  *
- *   bench_heap_ab [WINDOW_MS [ROUNDS [RATE]]]   (40, 400, 524288)
+ *   bench_heap_ab [WINDOW_MS [ROUNDS [RATE [PROFILER]]]]
+ *       (40, 400, 524288, cpprof)
  *
  * Two threads run the churn of bench_heap_churn.c without end (each
  * replaces random slots of a live ring of 4096 blocks of 16..4096 bytes)
@@ -22,6 +23,14 @@
  * the means over rounds with 95 % intervals, and the medians.  With
  * AB_TRACE set in the environment every window's CPU and wall ns per
  * pair go to stderr (to see how far the machine drifts).
+ *
+ * PROFILER jemalloc or tcmalloc measures a peer the same way, against
+ * its own allocator, with the library preloaded: malloc/free then are
+ * the peer's, and the windows alternate its profiler inactive and
+ * active.  jemalloc: MALLOC_CONF=prof:true,prof_active:false, toggled by
+ * mallctl("prof.active"), sampling every ~RATE bytes (prof.reset with
+ * lg_sample = log2 RATE, so 19 for the default); tcmalloc: its heap
+ * profiler, HeapProfilerStart/Stop (it records every allocation).
  *
  * Why in one process: separate processes differ by their memory layout
  * (and by what else the machine runs at the time) by a few per cent,
@@ -55,8 +64,72 @@ extern void __libc_free(void *);
 #define THREADS 2
 #define BATCH 256 /* pairs between two looks at the mode */
 
-enum mode { MODE_GLIBC, MODE_OFF, MODE_RATE, MODES, MODE_STOP = MODES };
-static const char *const mode_name[MODES] = { "glibc", "off", "rate" };
+enum { MODES = 3, MODE_STOP = MODES };
+
+/*
+ * What the windows compare: mode 0 is the baseline; direct modes call
+ * glibc's __libc_* entry points, the others malloc/free; enter puts the
+ * profiler in mode (normal context, between windows).
+ */
+typedef struct ab_target {
+    const char *name;
+    int nmodes;
+    const char *mode_name[MODES];
+    bool direct[MODES];
+    int (*enter)(int mode, int64_t rate);
+} ab_target;
+
+static int cpprof_enter(int mode, int64_t rate)
+{
+    return cpprof_heap_set_rate(mode == 2 ? rate : 0);
+}
+
+static int jemalloc_enter(int mode, int64_t rate)
+{
+    static int (*mallctl)(const char *, void *, size_t *, void *, size_t);
+    if (!mallctl) {
+        *(void **)&mallctl = dlsym(RTLD_DEFAULT, "mallctl");
+        size_t lg = 0;
+        while (((int64_t)2 << lg) <= rate)
+            lg++;
+        size_t got = 0, len = sizeof got;
+        if (!mallctl || mallctl("prof.reset", NULL, NULL, &lg, sizeof lg) ||
+            mallctl("prof.lg_sample", &got, &len, NULL, 0) || got != lg)
+            return -1;
+    }
+    bool on = mode == 1;
+    return mallctl("prof.active", NULL, NULL, &on, sizeof on);
+}
+
+static int tcmalloc_enter(int mode, int64_t rate)
+{
+    static int (*start)(const char *);
+    static void (*stop)(void);
+    static bool running;
+    (void)rate;
+    if (!start) {
+        *(void **)&start = dlsym(RTLD_DEFAULT, "HeapProfilerStart");
+        *(void **)&stop = dlsym(RTLD_DEFAULT, "HeapProfilerStop");
+        if (!start || !stop)
+            return -1;
+    }
+    if (running)
+        stop();
+    running = mode == 1;
+    if (running)
+        start("/tmp/bench_heap_ab.tcmalloc");
+    return 0;
+}
+
+static const ab_target targets[] = {
+    { "cpprof", 3, { "glibc", "off", "rate" }, { true, false, false },
+      cpprof_enter },
+    { "jemalloc", 2, { "jemalloc", "prof" }, { false, false },
+      jemalloc_enter },
+    { "tcmalloc", 2, { "tcmalloc", "heapprof" }, { false, false },
+      tcmalloc_enter },
+};
+static const ab_target *target = &targets[0];
 
 static struct {
     _Atomic int mode;
@@ -64,7 +137,7 @@ static struct {
         _Alignas(64) _Atomic unsigned long pairs;
         _Atomic int mode_seen;
     } worker[THREADS];
-} ab = { .mode = MODE_GLIBC };
+} ab;
 
 struct churn {
     uint64_t x;
@@ -99,6 +172,11 @@ static inline __attribute__((always_inline)) void churn(struct churn *c,
     }
 }
 
+static bool direct_mode(int mode)
+{
+    return mode >= 0 && mode < MODES && target->direct[mode];
+}
+
 /*
  * Churns on in the new mode until every slot of the ring holds a block of
  * the new mode's allocator: a slot still holding an old block has it
@@ -115,7 +193,7 @@ static void ring_switch(struct churn *c, int from, int to)
     while (left > 0) {
         uint64_t x = next_random(c);
         size_t k = x % RING;
-        bool old_direct = moved[k] ? to == MODE_GLIBC : from == MODE_GLIBC;
+        bool old_direct = moved[k] ? direct_mode(to) : direct_mode(from);
         if (!moved[k]) {
             moved[k] = 1;
             left--;
@@ -128,7 +206,7 @@ static void ring_switch(struct churn *c, int from, int to)
         if (to == MODE_STOP)
             continue;
         size_t n = 16 + (x >> 20) % 4081;
-        char *p = to == MODE_GLIBC ? __libc_malloc(n) : malloc(n);
+        char *p = direct_mode(to) ? __libc_malloc(n) : malloc(n);
         if (!p) {
             fprintf(stderr, "out of memory\n");
             exit(1);
@@ -159,7 +237,7 @@ static void *worker(void *arg)
             if (mode == MODE_STOP)
                 break;
         }
-        if (mode == MODE_GLIBC)
+        if (direct_mode(mode))
             churn(c, true);
         else
             churn(c, false);
@@ -182,9 +260,9 @@ static unsigned long pairs_done(void)
  * rings (outside any window). */
 static void set_mode(int mode, int64_t rate)
 {
-    if (mode != MODE_STOP &&
-        cpprof_heap_set_rate(mode == MODE_RATE ? rate : 0) != 0) {
-        fprintf(stderr, "cpprof_heap_set_rate failed\n");
+    if (target->enter(mode == MODE_STOP ? 0 : mode, rate) != 0) {
+        fprintf(stderr, "%s: cannot switch its profiler (preloaded, with "
+                        "its profiling built in?)\n", target->name);
         exit(1);
     }
     atomic_store_explicit(&ab.mode, mode, memory_order_release);
@@ -206,13 +284,13 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* The interposer must be the malloc this program calls, or the figures
- * compare glibc with itself. */
-static bool malloc_is_cpprof(void)
+/* The measured library must own the malloc this program calls, or the
+ * figures compare glibc with itself. */
+static bool malloc_is(const char *lib)
 {
     Dl_info info;
     return dladdr((void *)malloc, &info) && info.dli_fname &&
-           strstr(info.dli_fname, "cpprof") != NULL;
+           strstr(info.dli_fname, lib) != NULL;
 }
 
 int main(int argc, char **argv)
@@ -220,15 +298,22 @@ int main(int argc, char **argv)
     int window = argc > 1 ? atoi(argv[1]) : 40;
     int rounds = argc > 2 ? atoi(argv[2]) : 400;
     long long rate = argc > 3 ? atoll(argv[3]) : 524288;
-    if (window < 10 || rounds < 2 || rounds > 10000 || rate < 1) {
+    const char *which = argc > 4 ? argv[4] : "cpprof";
+    target = NULL;
+    for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
+        if (strcmp(which, targets[i].name) == 0)
+            target = &targets[i];
+    if (window < 10 || rounds < 2 || rounds > 10000 || rate < 1 || !target) {
         fprintf(stderr, "usage: bench_heap_ab [WINDOW_MS >= 10 [ROUNDS 2.."
-                        "10000 [RATE >= 1]]]\n");
+                        "10000 [RATE >= 1 [cpprof|jemalloc|tcmalloc]]]]\n");
         return 2;
     }
-    if (!malloc_is_cpprof()) {
-        fprintf(stderr, "malloc is not libcpprof's: nothing to measure\n");
+    if (!malloc_is(target == &targets[0] ? "cpprof" : target->name)) {
+        fprintf(stderr, "malloc is not %s's: nothing to measure (preload "
+                        "the peer's library)\n", target->name);
         return 1;
     }
+    int nm = target->nmodes;
     for (int i = 0; i < THREADS; i++)
         atomic_store(&ab.worker[i].mode_seen, -1);
     pthread_t t[THREADS];
@@ -237,10 +322,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "pthread_create failed\n");
             return 1;
         }
-    set_mode(MODE_GLIBC, rate);
+    set_mode(0, rate);
 
     double *wall[MODES], *cpu[MODES], ns[MODES] = { 0 };
-    for (int m = 0; m < MODES; m++) {
+    for (int m = 0; m < nm; m++) {
         wall[m] = __libc_malloc(2 * sizeof(double) * (size_t)rounds);
         if (!wall[m]) {
             fprintf(stderr, "out of memory\n");
@@ -250,14 +335,16 @@ int main(int argc, char **argv)
     }
     srand(12345);
     for (int r = 0; r < rounds; r++) {
-        int order[MODES] = { MODE_GLIBC, MODE_OFF, MODE_RATE };
-        for (int i = MODES - 1; i > 0; i--) {
+        int order[MODES];
+        for (int i = 0; i < nm; i++)
+            order[i] = i;
+        for (int i = nm - 1; i > 0; i--) {
             int j = rand() % (i + 1), tmp = order[i];
             order[i] = order[j];
             order[j] = tmp;
         }
         double per_s[MODES], cost[MODES];
-        for (int i = 0; i < MODES; i++) {
+        for (int i = 0; i < nm; i++) {
             int m = order[i];
             set_mode(m, rate);
             ab_sleep_ms(window / 4);
@@ -272,36 +359,37 @@ int main(int argc, char **argv)
             cost[m] = (c1 - c0) / (double)(p1 - p0);
             ns[m] += cost[m] * 1e9 / rounds;
             if (getenv("AB_TRACE"))
-                fprintf(stderr, "%d %s %.1f %.1f\n", r, mode_name[m],
+                fprintf(stderr, "%d %s %.1f %.1f\n", r, target->mode_name[m],
                         cost[m] * 1e9, 2e9 / per_s[m]);
         }
-        for (int m = 0; m < MODES; m++) {
-            wall[m][r] = per_s[MODE_GLIBC] / per_s[m] - 1;
-            cpu[m][r] = cost[m] / cost[MODE_GLIBC] - 1;
+        for (int m = 0; m < nm; m++) {
+            wall[m][r] = per_s[0] / per_s[m] - 1;
+            cpu[m][r] = cost[m] / cost[0] - 1;
         }
     }
     set_mode(MODE_STOP, rate);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
 
-    printf("%d threads, %d rounds of %d ms, rate %lld bytes; overhead vs "
-           "glibc, mean (95 %% CI) [median]:\n",
-           THREADS, rounds, window, rate);
-    for (int m = 0; m < MODES; m++) {
-        if (m == MODE_GLIBC) {
-            printf("  %-5s  %7.1f ns CPU per pair\n", mode_name[m], ns[m]);
+    printf("%s: %d threads, %d rounds of %d ms, rate %lld bytes; overhead "
+           "vs %s, mean (95 %% CI) [median]:\n",
+           target->name, THREADS, rounds, window, rate, target->mode_name[0]);
+    for (int m = 0; m < nm; m++) {
+        const char *name = target->mode_name[m];
+        if (m == 0) {
+            printf("  %-8s  %7.1f ns CPU per pair\n", name, ns[m]);
             continue;
         }
         double mw, hw, mc, hc;
         ab_stats(wall[m], rounds, &mw, &hw);
         ab_stats(cpu[m], rounds, &mc, &hc);
-        printf("  %-5s  %7.1f ns CPU per pair  wall %+6.2f %% (%+.2f..%+.2f)"
+        printf("  %-8s  %7.1f ns CPU per pair  wall %+6.2f %% (%+.2f..%+.2f)"
                " [%+.2f]  cpu %+6.2f %% (%+.2f..%+.2f) [%+.2f]\n",
-               mode_name[m], ns[m], 100 * mw, 100 * (mw - hw),
-               100 * (mw + hw), 100 * median(wall[m], rounds), 100 * mc,
-               100 * (mc - hc), 100 * (mc + hc), 100 * median(cpu[m], rounds));
+               name, ns[m], 100 * mw, 100 * (mw - hw), 100 * (mw + hw),
+               100 * median(wall[m], rounds), 100 * mc, 100 * (mc - hc),
+               100 * (mc + hc), 100 * median(cpu[m], rounds));
     }
-    for (int m = 0; m < MODES; m++)
+    for (int m = 0; m < nm; m++)
         __libc_free(wall[m]);
     return 0;
 }
