@@ -82,7 +82,8 @@ static struct {
     cp_profile *model;
     int model_err;           /* first -ENOMEM while aggregating */
     uint64_t lost;
-    int64_t start_wall, start_mono;
+    uint64_t taken;          /* expirations that reached the model */
+    int64_t start_wall, start_mono, start_cpu;
     pthread_t drain;
     pthread_mutex_t drain_mu;  /* with drain_cv: wakes the drain at stop */
     pthread_cond_t drain_cv;
@@ -307,6 +308,7 @@ static void drain_ring(void)
             labels[nl++] = (cp_label){ .key = rec.labels->kv[i].key,
                                        .str = rec.labels->kv[i].value };
         int64_t values[2] = { rec.weight, rec.weight * cpu_state.period };
+        cpu_state.taken += rec.weight;
         int rc = cp_profile_add_merged(cpu_state.model, rec.pcs, rec.depth,
                                        values, labels, nl);
         if (rc != 0 && cpu_state.model_err == 0)
@@ -490,9 +492,11 @@ int cpprof_cpu_start(cpprof_writer *w)
     cpu_state.model->leaf_is_pc = true;
     cpu_state.model_err = 0;
     cpu_state.lost = 0;
+    cpu_state.taken = 0;
     cpu_state.w = w;
     cpu_state.start_wall = now_ns(CLOCK_REALTIME);
     cpu_state.start_mono = now_ns(CLOCK_MONOTONIC);
+    cpu_state.start_cpu = now_ns(CLOCK_PROCESS_CPUTIME_ID);
 
     /* Per-thread timers unless the kernel lacks them (or a test forces
      * the fallback); the handler only accepts the kind armed. */
@@ -544,6 +548,22 @@ static int write_profile(void)
           "timer, so busy threads can be under-sampled"
         : "cpprof: per-thread timer_create(CLOCK_THREAD_CPUTIME_ID) "
           "timers");
+    /* How much of the CPU time the process used the samples account for:
+     * every expiration arrives with its overruns, but a kernel that
+     * delays timer signals on a saturated machine drops those still
+     * pending when the timers are deleted (docs/cpu.md). */
+    int64_t used = now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_state.start_cpu;
+    if (used >= cpu_state.period * 10) {
+        char text[160];
+        int64_t seen = (int64_t)(cpu_state.taken + cpu_state.lost) *
+                       cpu_state.period;
+        snprintf(text, sizeof text,
+                 "cpprof: samples cover %d%% of the process CPU time "
+                 "while profiling (%lld of %lld ms)",
+                 (int)(100.0 * (double)seen / (double)used),
+                 (long long)(seen / 1000000), (long long)(used / 1000000));
+        cp_profile_add_comment(p, text);
+    }
     if (cpu_state.model_err)
         return cp_writer_fail(cpu_state.w, cpu_state.model_err);
     bool was_own = cp_heap_own_begin();

@@ -117,6 +117,13 @@ static void run_accuracy(int hz)
         assert_true(have > want - 3 && have < want + 3);
     }
     assert_true(total > used * 0.95 && total < used * 1.05);
+    /* The profile says how much of the process's CPU time it covers. */
+    int cover = -1;
+    for (size_t i = 0; i < d->ncomments; i++)
+        if (sscanf(d->comments[i], "cpprof: samples cover %d%%", &cover) == 1)
+            break;
+    printf("  comment: samples cover %d%%\n", cover);
+    assert_true(cover >= 95 && cover <= 105);
 
     char *out = cpt_pprof("-top", path);
     assert_non_null(strstr(out, "cpt_work_a"));
