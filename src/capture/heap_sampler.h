@@ -57,10 +57,13 @@ bool cp_heap_addr_insert(uintptr_t addr, uint32_t index);
 /* Starts loading the line where addr would be inserted (a hint; the
  * caller has other work to do before cp_heap_addr_insert). */
 void cp_heap_addr_prefetch(uintptr_t addr);
+/* The bucket numbered index (cp_heap_bucket_get's *index), or NULL. */
+cp_heap_bucket *cp_heap_bucket_of(uint32_t index);
 /* If addr is a live sampled block, removes it and returns its bucket
  * (and the bucket's index in *index); otherwise NULL. */
 cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index);
-/* Number of live sampled blocks (relaxed counters). */
+/* Number of blocks in the address set (filter mode's live sampled
+ * blocks), counted slot by slot.  Normal context. */
 size_t cp_heap_addr_live(void);
 /* Memory the tables hold now, in bytes (normal context; stacks are in
  * the stack table, not counted here). */
@@ -80,7 +83,16 @@ bool cp_heap_interposed(void);
  * 32768, growing and shrinking with the live sampled blocks; 0 before
  * the allocator is resolved or when not interposed).  Any context. */
 size_t cp_heap_filter_bytes(void);
-/* Rate in bytes (0 = off, 1 = every allocation).  Normal context. */
+/* Whether sampled blocks carry headers (header mode: the real allocator
+ * is glibc's; see capture/malloc_shim.c) rather than being found through
+ * the filter and the address set.  Fixed once the allocator is resolved;
+ * false before.  Any context. */
+bool cp_heap_headers(void);
+/* Live sampled blocks, in either mode (relaxed counters).  Any context. */
+size_t cp_heap_sampled_live(void);
+/* Rate in bytes (0 = off, 1 = every allocation).  A rate change reaches
+ * the calling thread at its next allocation, other threads within their
+ * next 256 KiB allocated.  Normal context. */
 void cp_heap_rate_set(int64_t rate);
 int64_t cp_heap_rate_get(void);
 /* The stack table the sampler interns into (NULL before the first

@@ -298,6 +298,13 @@ cp_heap_bucket *cp_heap_addr_remove(uintptr_t addr, uint32_t *index)
     return NULL;
 }
 
+cp_heap_bucket *cp_heap_bucket_of(uint32_t index)
+{
+    cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
+                                             memory_order_relaxed);
+    return b && index < BUCKET_MAX ? &b[index] : NULL;
+}
+
 size_t cp_heap_addr_live(void)
 {
     /* Counted when asked (normal context), so that inserts and removes

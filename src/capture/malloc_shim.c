@@ -13,24 +13,34 @@
  *
  * THE FENCE: this file runs inside the allocator.
  *   - Unsampled malloc: a thread-local subtraction and compare and a
- *     tail call, no lock, no atomic read-modify-write, no stack frame.
- *     Unsampled free: a resolved check, one relaxed load from a 4 KiB
- *     counting Bloom filter over the addresses
- *     of live sampled blocks (small enough to stay cached under a
- *     workload's own memory traffic) and a tail call; only when both of
- *     the address's counters are non-zero a probe of the address set
- *     (capture/heap_table.c: probing it on every free cost a cache miss
- *     per free).  Nothing shared is written on either path, and what
- *     they read shares no cache line with anything written per sample.
+ *     tail call through a thread-local copy of the real malloc: no lock,
+ *     no atomic, no stack frame, nothing read but thread-local state.
+ *     A rate change reaches a thread when its budget piece (at most
+ *     RECHECK_BYTES) runs out.
+ *   - Unsampled free, header mode (the real allocator is glibc's, the
+ *     usual case): one load of the word below the block, which glibc's
+ *     own free reads next anyway, and a tail call.  Sampled blocks are
+ *     allocated HDR_SIZE (or their alignment) larger and carry a header
+ *     there whose tag has bit 3 set, a bit that no glibc chunk's size
+ *     field has, so the test is exact: no table is read on any free, and
+ *     a sampled free finds its bucket in the header.
+ *   - Unsampled free, filter mode (any other allocator, whose memory
+ *     below a block we may not read): one relaxed load from a 2 KiB
+ *     counting Bloom filter over the addresses of live sampled blocks
+ *     and a tail call; only when both of the address's counters are
+ *     non-zero a probe of the address set (capture/heap_table.c).
+ *     Nothing shared is written on any unsampled path, and what they
+ *     read shares no cache line with anything written per sample.
  *   - errno is preserved by everything we add; the real call's errno and
  *     return value reach the caller unchanged.
  *   - A per-thread re-entry guard: while a thread records a sample, its
  *     own allocations go straight to the real allocator, unsampled.
  *   - The sampled path is lock-free but for the stack table (below): the
- *     unwind, then the bucket and the address-set entry (capture/
- *     heap_table.c, CAS only), whose cache lines are prefetched while
- *     the stack is unwound and interned.  A sampled free does its
- *     accounting after the real free, with the bucket's line prefetched.
+ *     unwind, then the bucket (capture/heap_table.c, CAS only) and, in
+ *     filter mode, the address-set entry, whose cache lines are
+ *     prefetched while the stack is unwound and interned.  A sampled
+ *     free does its accounting after the real free, with the bucket's
+ *     line prefetched.
  *   - Stacks are captured with the async-signal-safe unwinder
  *     (cp_unwind_self: a CFI walk from the current frame, no getcontext
  *     and so no sigprocmask system call), which takes no lock, never
@@ -56,7 +66,8 @@
  *     than risk a deadlock.
  *   - Before dlsym has resolved the real functions (the first call, and
  *     the allocations dlsym itself makes), memory comes from a static
- *     bump arena; free() ignores arena pointers and realloc() copies them.
+ *     bump arena, whose blocks carry a header (and are counted in the
+ *     filter for good); free() ignores them and realloc() copies them.
  *
  * Under sanitizer builds (CPPROF_SANITIZER_BUILD) the sanitizer owns
  * malloc: nothing is interposed and the heap profile reports -ENOSYS.
@@ -83,6 +94,13 @@
 
 #include "capture/unwind_signal.h"
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define SHIM_HAVE_VALGRIND 1
+#endif
+#endif
+
 #define SHIM_EXPORT __attribute__((visibility("default")))
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -103,7 +121,20 @@
 #define RETARGET_EVERY 8 /* sampled allocs + frees between level checks */
 #define CACHE_LINE 64
 #define ARENA_SIZE (256 * 1024)
-#define ARENA_HDR 16 /* each arena block is preceded by its size */
+/* Blocks of ours carry a 16-byte header right below the address the
+ * program gets: the word at p - 8 is a tag with bit 3 set, which no glibc
+ * chunk's size field has (sizes are multiples of 16, flags use bits 0-2),
+ * and the word at p - 16 the block's bucket (sampled) or size (arena). */
+#define HDR_SIZE 16
+#define HDR_BIT UINT64_C(8)
+#define HDR_SAMPLED UINT32_C(0x5a3c0f18) /* low half of a sampled tag */
+#define HDR_ARENA UINT32_C(0x5a3c0f28)   /* the tag of an arena block */
+#define HDR_NO_BUCKET UINT32_MAX
+#define HDR_ALIGN_MAX (UINT64_C(1) << 31) /* the offset's half of the tag */
+/* A thread's sampling budget is handed out in pieces of at most this
+ * many bytes, and a rate change reaches the thread when a piece runs
+ * out: the fast path reads nothing but thread-local state. */
+#define RECHECK_BYTES (256 * 1024)
 
 typedef void *(*malloc_fn)(size_t);
 typedef void (*free_fn)(void *);
@@ -122,18 +153,21 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static struct {
-    /* Read by every call; written at start-up, by rate changes and at
-     * fork only.  Nothing written per call or per sample lives on these
-     * lines, so they stay shared in every core's cache. */
+    /* Read by every call but unsampled malloc and header mode's
+     * unsampled free (those read thread-local copies); written at
+     * start-up, by rate changes and at fork only.  Nothing written per
+     * call or per sample lives on these lines, so they stay shared in
+     * every core's cache. */
     _Alignas(4096) malloc_fn malloc;
     free_fn free;
     /* The level free reads: its first word's address | (64 - log2 of its
      * words), one word so that a reader never pairs one level's base
      * with another's size; 0 until the real functions are resolved (free
-     * then takes its slow path).  Written when the level changes. */
+     * then takes its slow path), and for good in header mode, which has
+     * no use for the filter.  Written when the level changes. */
     _Atomic uintptr_t filter_sel;
-    /* Bumped by every rate change; read by every malloc (so on the line
-     * of malloc's and free's pointers). */
+    /* Bumped by every rate change (and seed); read when a thread's
+     * budget piece runs out. */
     _Atomic uint32_t epoch;
     calloc_fn calloc;
     realloc_fn realloc;
@@ -144,6 +178,12 @@ static struct {
     malloc_fn pvalloc;
     usable_fn usable_size;
     _Atomic int resolved;          /* 0 not yet, 1 resolving, 2 done */
+    /* Header mode: sampled blocks carry a header (HDR_*), so free tells
+     * them apart by the word below the block.  Chosen once, before
+     * resolved is 2, when the real allocator is glibc's (whose chunk
+     * headers make the test exact); otherwise the filter and the address
+     * set do it. */
+    bool headers;
     _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
     _Atomic uint64_t seed;         /* 0: seed from the clock */
     _Atomic int fork_pending;      /* set by the atfork prepare handler */
@@ -208,9 +248,12 @@ static struct {
 /* Per-thread sampling state.  initial-exec: accessing it never calls
  * __tls_get_addr, which may itself allocate. */
 static __thread struct {
-    uint64_t left;     /* bytes until the next sample */
+    uint64_t left;     /* bytes the fast path may allocate unsampled ... */
+    uint64_t rest;     /* ... and the rest of the interval beyond them */
+    malloc_fn real_malloc; /* shim.malloc, once left was first drawn */
+    free_fn header_free;   /* shim.free in header mode, else NULL */
     uint64_t rng;      /* xorshift64* state */
-    uint32_t epoch;    /* shim.epoch when left was drawn */
+    uint32_t epoch;    /* shim.epoch when the interval was drawn */
     bool guard;        /* inside record(), or the profiler's own work
                           (cp_heap_own_begin): do not sample, do not
                           recurse */
@@ -230,27 +273,49 @@ static inline bool arena_owns(const void *p)
     return (uintptr_t)p - (uintptr_t)shim.arena < ARENA_SIZE;
 }
 
+/* The header words below a block of ours: [-1] the tag, [-2] the rest. */
+static inline uint64_t hdr_word(const void *p, int i)
+{
+    uint64_t w;
+    memcpy(&w, (const unsigned char *)p - 8 * i, sizeof w);
+    return w;
+}
+
+static inline void hdr_set(void *p, uint64_t tag, uint64_t word2)
+{
+    memcpy((unsigned char *)p - 8, &tag, sizeof tag);
+    memcpy((unsigned char *)p - 16, &word2, sizeof word2);
+}
+
+/* Whether p, a block of the real allocator or of ours, carries a header:
+ * one load of the word glibc's free reads next anyway. */
+static inline bool hdr_present(const void *p)
+{
+    return hdr_word(p, 1) & HDR_BIT;
+}
+
 static void filter_add(const void *p, int delta);
 static inline uintptr_t filter_sel_of(unsigned level);
 
-/* A block of the bootstrap arena; it is also counted in the free filter,
- * never to be uncounted (arena blocks are never freed), so that every
- * free() of one leaves the fast path for free_slow, which ignores it. */
+/* A block of the bootstrap arena, with a header; it is also counted in
+ * the free filter, never to be uncounted (arena blocks are never freed),
+ * so that every free() of one leaves either mode's fast path for
+ * free_slow, which ignores it. */
 static void *arena_alloc(size_t n, size_t align)
 {
-    if (align < ARENA_HDR)
-        align = ARENA_HDR;
+    if (align < HDR_SIZE)
+        align = HDR_SIZE;
     if (n > ARENA_SIZE || (align & (align - 1)))
         return NULL;
     size_t used = atomic_load_explicit(&shim.arena_used, memory_order_relaxed);
     for (;;) {
         uintptr_t base = (uintptr_t)shim.arena;
-        uintptr_t start = (base + used + ARENA_HDR + align - 1) & ~(align - 1);
+        uintptr_t start = (base + used + HDR_SIZE + align - 1) & ~(align - 1);
         size_t end = start + ((n + 15) & ~(size_t)15) - base;
         if (end > ARENA_SIZE)
             return NULL;
         if (atomic_compare_exchange_weak(&shim.arena_used, &used, end)) {
-            memcpy((void *)(start - sizeof(size_t)), &n, sizeof n);
+            hdr_set((void *)start, HDR_BIT | HDR_ARENA, n);
             filter_add((void *)start, 1);
             return memset((void *)start, 0, n); /* calloc needs zeroes */
         }
@@ -259,9 +324,7 @@ static void *arena_alloc(size_t n, size_t align)
 
 static size_t arena_size(const void *p)
 {
-    size_t n;
-    memcpy(&n, (const unsigned char *)p - sizeof n, sizeof n);
-    return n;
+    return (size_t)hdr_word(p, 2);
 }
 
 /* ----------------------------------------------------------- resolution */
@@ -270,6 +333,49 @@ static void *next_sym(const char *name, void *self, void *fallback)
 {
     void *f = dlsym(RTLD_NEXT, name);
     return f && f != self ? f : fallback;
+}
+
+/*
+ * Whether sampled blocks can carry headers: the real allocator is glibc's
+ * own (its chunks have a size field below the block, bit 3 always clear,
+ * and it reads that word itself on free), no Valgrind tool replaced it,
+ * CPPROF_HEAP_HEADERS is not "0", and blocks of a few sizes and an
+ * aligned one do show that bit clear.  Sizes stay below the mmap
+ * threshold: freeing a mapped chunk would move glibc's dynamic threshold
+ * for the whole program.
+ */
+static bool headers_usable(void)
+{
+#if defined(__GLIBC__) && UINTPTR_MAX == UINT64_MAX
+    if (shim.malloc != __libc_malloc || shim.free != __libc_free ||
+        shim.calloc != __libc_calloc || shim.realloc != __libc_realloc ||
+        shim.memalign != __libc_memalign || !shim.usable_size)
+        return false;
+#ifdef SHIM_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        return false;
+#endif
+    const char *env = getenv("CPPROF_HEAP_HEADERS");
+    if (env && strcmp(env, "0") == 0)
+        return false;
+    static const size_t sizes[] = {1, 24, 1000, 5000};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        void *p = shim.malloc(sizes[i]);
+        if (!p)
+            return false;
+        ok = ok && !hdr_present(p);
+        shim.free(p);
+    }
+    void *p = shim.memalign(64, 100);
+    if (!p)
+        return false;
+    ok = ok && !hdr_present(p);
+    shim.free(p);
+    return ok;
+#else
+    return false;
+#endif
 }
 
 static void resolve_slow(void)
@@ -300,11 +406,14 @@ static void resolve_slow(void)
     shim.pvalloc = (malloc_fn)next_sym("pvalloc", (void *)pvalloc, NULL);
     shim.usable_size = (usable_fn)next_sym(
         "malloc_usable_size", (void *)malloc_usable_size, NULL);
+    shim.headers = headers_usable();
     heap_tls.resolving = false;
     errno = saved;
-    /* free's fast path opens once shim.free is set. */
-    atomic_store_explicit(&shim.filter_sel, filter_sel_of(0),
-                          memory_order_release);
+    /* The filter's fast path opens once shim.free is set; header mode's
+     * once a thread has drawn its first interval (sample_slow). */
+    if (!shim.headers)
+        atomic_store_explicit(&shim.filter_sel, filter_sel_of(0),
+                              memory_order_release);
     atomic_store_explicit(&shim.resolved, 2, memory_order_release);
 }
 
@@ -391,28 +500,46 @@ static void reseed(void)
     heap_tls.rng = splitmix(seed ^ splitmix(seq)) | 1;
 }
 
-/* Slow path of the sampling decision for an n-byte allocation: the
- * thread's interval ran out or the rate changed.  true: record it. */
+/* Sets the bytes until the thread's next sample: the fast path's piece
+ * of them in left, the rest in rest. */
+static inline void interval_set(uint64_t bytes)
+{
+    heap_tls.left = bytes < RECHECK_BYTES ? bytes : RECHECK_BYTES;
+    heap_tls.rest = bytes - heap_tls.left;
+}
+
+/* Slow path of the sampling decision for an n-byte allocation: the fast
+ * path's piece of the interval ran out (or the thread never drew one).
+ * true: record it. */
 static __attribute__((noinline)) bool sample_slow(size_t n)
 {
     uint32_t epoch = atomic_load_explicit(&shim.epoch, memory_order_acquire);
     int64_t rate = atomic_load_explicit(&shim.rate, memory_order_relaxed);
     if (heap_tls.epoch != epoch) {
-        /* First allocation of the thread, or the rate changed: start a
-         * fresh interval at the new rate (Go applies a rate change to
-         * subsequent allocations the same way). */
+        /* First allocation of the thread, or the rate changed since its
+         * interval was drawn: start a fresh interval at the new rate (an
+         * interval is memoryless, so cutting one short biases nothing).
+         * Another thread's rate change is seen here, within
+         * RECHECK_BYTES of this thread's allocations; Go sees it only at
+         * the thread's next sample. */
         if (heap_tls.epoch == 0 || heap_tls.rng == 0 ||
             atomic_load_explicit(&shim.seed, memory_order_relaxed) != 0)
             reseed();
         heap_tls.epoch = epoch;
-        heap_tls.left = next_interval(rate);
-        if (n < heap_tls.left) {
-            heap_tls.left -= n;
-            return false;
-        }
+        heap_tls.real_malloc = shim.malloc;
+        heap_tls.header_free = shim.headers ? shim.free : NULL;
+        interval_set(next_interval(rate));
+    }
+    /* The piece ran out; this allocation is sampled only if it also
+     * reaches the end of the interval.  left + rest cannot overflow: it
+     * is what remains of one interval. */
+    uint64_t remaining = heap_tls.left + heap_tls.rest;
+    if (n < remaining) {
+        interval_set(remaining - n);
+        return false;
     }
     if (rate <= 0) {
-        heap_tls.left = UINT64_MAX;
+        interval_set(UINT64_MAX);
         return false;
     }
     /* A sample point that falls on the profiler's own allocation (the
@@ -420,22 +547,21 @@ static __attribute__((noinline)) bool sample_slow(size_t n)
      * intervals are memoryless, so the program's allocations stay a
      * Poisson process at the rate; keeping the spent interval instead
      * would sample the thread's next allocation for certain. */
-    heap_tls.left = next_interval(rate);
+    interval_set(next_interval(rate));
     return !heap_tls.guard;
 }
 
 /*
- * The unsampled decision, without a call: true when this thread's current
- * interval covers n more bytes (which are then subtracted).  A thread's
- * epoch matches only after its first call went through sample_slow, which
- * runs only once the real functions are resolved, so a true answer also
- * means they are.
+ * The unsampled decision, without a call: true when this thread's piece
+ * of its interval covers n more bytes (which are then subtracted).  Only
+ * thread-local state is read.  left is non-zero only after the thread's
+ * first call went through sample_slow, which runs only once the real
+ * functions are resolved, so a true answer also means they are (and that
+ * heap_tls.real_malloc is set).
  */
 static inline bool interval_covers(size_t n)
 {
-    if (LIKELY(heap_tls.epoch == atomic_load_explicit(&shim.epoch,
-                                                      memory_order_relaxed) &&
-               n < heap_tls.left)) {
+    if (LIKELY(n < heap_tls.left)) {
         heap_tls.left -= n;
         return true;
     }
@@ -533,6 +659,18 @@ static inline _Atomic int *recording_stripe(void)
     return &shim.recording[h >> 60].n;
 }
 
+/* Live sampled blocks: the sum of the stripes' counts (a free counted in
+ * one stripe may pass its alloc counted in another, so only the sum
+ * means anything). */
+static int64_t live_blocks(void)
+{
+    int64_t live = 0;
+    for (int i = 0; i < REC_STRIPES; i++)
+        live += atomic_load_explicit(&shim.recording[i].live,
+                                     memory_order_relaxed);
+    return live;
+}
+
 /*
  * Points free at the level that suits live sampled blocks: the smallest
  * with at most one block per word, going down only below a quarter of the
@@ -549,10 +687,7 @@ static void filter_retarget(void)
                                          memory_order_relaxed);
     if (!sel)
         return; /* not resolved yet: resolve_slow sets the first level */
-    int64_t live = 0;
-    for (int i = 0; i < REC_STRIPES; i++)
-        live += atomic_load_explicit(&shim.recording[i].live,
-                                     memory_order_relaxed);
+    int64_t live = live_blocks();
     unsigned cur = filter_level_of(sel), want = cur;
     while (want + 1 < FILTER_LEVELS && live > (int64_t)FILTER_WORDS(want))
         want++;
@@ -575,7 +710,7 @@ static inline void live_count(int delta)
     uint64_t h = (uint64_t)(uintptr_t)&heap_tls * UINT64_C(0x9e3779b97f4a7c15);
     atomic_fetch_add_explicit(&shim.recording[h >> 60].live, delta,
                               memory_order_relaxed);
-    if (heap_tls.retarget-- == 0) {
+    if (!shim.headers && heap_tls.retarget-- == 0) {
         heap_tls.retarget = RETARGET_EVERY - 1;
         filter_retarget();
     }
@@ -658,7 +793,8 @@ static inline __attribute__((always_inline)) void record_here(void *p,
         goto out;
     }
     /* The address set's line for p loads while we unwind. */
-    cp_heap_addr_prefetch((uintptr_t)p);
+    if (!shim.headers)
+        cp_heap_addr_prefetch((uintptr_t)p);
     uintptr_t raw[HEAP_STACK_DEPTH + 8];
     const uintptr_t *pcs;
     size_t depth = allocation_stack(raw, cp_unwind_self(raw, HEAP_STACK_DEPTH + 8),
@@ -678,7 +814,13 @@ static inline __attribute__((always_inline)) void record_here(void *p,
      * find the alloc it subtracts. */
     atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&b->alloc_bytes, n, memory_order_relaxed);
-    if (cp_heap_addr_insert((uintptr_t)p, index)) {
+    if (shim.headers) {
+        /* The header's tag was written by hdr_alloc; the bucket makes
+         * the block's free count. */
+        uint64_t tag = hdr_word(p, 1);
+        hdr_set(p, tag, index);
+        live_count(1);
+    } else if (cp_heap_addr_insert((uintptr_t)p, index)) {
         filter_add(p, 1);
         live_count(1);
     } else {
@@ -725,6 +867,66 @@ static inline void forgotten(void *p, cp_heap_bucket *b)
     live_count(-1);
 }
 
+/* --------------------------------------------- header mode's blocks */
+
+static inline bool hdr_align_ok(size_t align)
+{
+    return align != 0 && (align & (align - 1)) == 0 && align <= HDR_ALIGN_MAX;
+}
+
+/*
+ * Header mode: a sampled n-byte block aligned to align (hdr_align_ok),
+ * with its header below it, from the real allocator (zeroed if zero).
+ * The real block starts off = max(align, HDR_SIZE) bytes lower, which
+ * the tag keeps for free; the bucket word says "none" until record()
+ * fills it in, so a sample that is dropped still frees right.  NULL with
+ * errno ENOMEM (the real call's, or ours when n + off overflows).
+ */
+static void *hdr_alloc(size_t align, size_t n, bool zero)
+{
+    size_t off = align > HDR_SIZE ? align : HDR_SIZE, total;
+    if (__builtin_add_overflow(n, off, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned char *q;
+    if (off == HDR_SIZE)
+        q = zero ? shim.calloc(1, total) : shim.malloc(total);
+    else
+        q = shim.memalign(off, total);
+    if (!q)
+        return NULL;
+    hdr_set(q + off, (uint64_t)off << 32 | HDR_SAMPLED, HDR_NO_BUCKET);
+    return q + off;
+}
+
+/* Whether tag (the word below a block) is a sampled block's. */
+static inline bool hdr_is_sampled(uint64_t tag)
+{
+    return (uint32_t)tag == HDR_SAMPLED;
+}
+
+/* The real block under a sampled block p with that tag. */
+static inline void *hdr_base(void *p, uint64_t tag)
+{
+    return (unsigned char *)p - (tag >> 32);
+}
+
+/* Frees the sampled block p (tag: its tag) and counts the free. */
+static void hdr_free(void *p, uint64_t tag)
+{
+    uint32_t index = (uint32_t)hdr_word(p, 2);
+    cp_heap_bucket *b = index != HDR_NO_BUCKET ? cp_heap_bucket_of(index)
+                                               : NULL;
+    if (b)
+        __builtin_prefetch(b, 1); /* loads while the real free runs */
+    shim.free(hdr_base(p, tag));
+    if (b) {
+        account_free(b);
+        live_count(-1);
+    }
+}
+
 /* ------------------------------------------------------------ fork */
 
 static int recording_total(void)
@@ -764,10 +966,12 @@ static void fork_child(void)
     for (int i = 0; i < REC_STRIPES; i++)
         atomic_store(&shim.recording[i].n, 0); /* live stays: blocks do */
     if (atomic_load(&shim.fork_unclean)) {
-        /* A recorder may have held a stack-table lock: never touch it. */
+        /* A recorder may have held a stack-table lock: never touch it.
+         * The child's one thread sees the rate at its next allocation. */
         atomic_store(&shim.rate, 0);
         atomic_fetch_add(&shim.epoch, 1);
         atomic_store(&shim.stacks, NULL);
+        interval_set(0);
     }
     atomic_store_explicit(&shim.fork_pending, 0, memory_order_seq_cst);
 }
@@ -796,7 +1000,7 @@ __attribute__((constructor)) static void shim_init(void)
  * malloc_slow's, right below the caller's. */
 static __attribute__((noinline)) void *malloc_sampled(size_t n, uintptr_t ra)
 {
-    void *p = shim.malloc(n);
+    void *p = shim.headers ? hdr_alloc(HDR_SIZE, n, false) : shim.malloc(n);
     if (p)
         record_here(p, n, ra);
     return p;
@@ -815,7 +1019,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t n, uintptr_t ra)
 static inline void *do_malloc(size_t n, uintptr_t ra)
 {
     if (LIKELY(interval_covers(n)))
-        return shim.malloc(n);
+        return heap_tls.real_malloc(n);
     return malloc_slow(n, ra);
 }
 
@@ -831,16 +1035,27 @@ malloc(size_t n)
     return do_malloc(n, CALLER());
 }
 
-/* free of a block the filter cannot rule out, NULL, an arena block, or
- * before resolution. */
+/* free of NULL, of an arena block, of a block with a header or that the
+ * filter cannot rule out, or by a thread that never allocated. */
 static __attribute__((noinline)) void free_slow(void *p)
 {
     if (!p || arena_owns(p))
         return;
+    if (UNLIKELY(atomic_load_explicit(&shim.resolved, memory_order_acquire) !=
+                 2) &&
+        !resolved())
+        return; /* inside dlsym, a block not of the arena: cannot be */
+    if (shim.headers) {
+        heap_tls.header_free = shim.free; /* this thread's fast path */
+        uint64_t tag = hdr_word(p, 1);
+        if (hdr_is_sampled(tag))
+            hdr_free(p, tag);
+        else
+            shim.free(p); /* glibc's chunk (or a corrupt one: its call) */
+        return;
+    }
     uint32_t index;
     cp_heap_bucket *b = forget(p, &index);
-    if (UNLIKELY(!shim.free))
-        resolved();
     if (!b) {
         shim.free(p);
         return;
@@ -853,14 +1068,25 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 SHIM_EXPORT void free(void *p)
 {
-    /* The unsampled path: one load from the filter and a tail call (arena
-     * blocks and NULL look sampled, or may: free_slow sorts them out).  A
-     * non-zero level implies the real functions are resolved. */
-    uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
-                                         memory_order_acquire);
-    if (LIKELY(sel != 0 && !filter_maybe_at(sel, p))) {
-        shim.free(p);
-        return;
+    /* The unsampled paths, each a load and a tail call.  Header mode:
+     * the word below p, which glibc's free reads next anyway, has no
+     * header bit.  Filter mode: p's filter counters are not both set
+     * (arena blocks and NULL look sampled, or may).  free_slow sorts out
+     * the rest.  A non-NULL header_free or a non-zero level implies the
+     * real functions are resolved. */
+    free_fn header_free = heap_tls.header_free;
+    if (LIKELY(header_free != NULL)) {
+        if (LIKELY(p != NULL && !hdr_present(p))) {
+            header_free(p);
+            return;
+        }
+    } else {
+        uintptr_t sel = atomic_load_explicit(&shim.filter_sel,
+                                             memory_order_acquire);
+        if (LIKELY(sel != 0 && !filter_maybe_at(sel, p))) {
+            shim.free(p);
+            return;
+        }
     }
     free_slow(p);
 }
@@ -877,10 +1103,46 @@ SHIM_EXPORT void *calloc(size_t nmemb, size_t size)
         return shim.calloc(nmemb, size); /* the real one reports ENOMEM */
     if (LIKELY(!should_sample(n)))
         return shim.calloc(nmemb, size);
-    void *p = shim.calloc(nmemb, size);
+    void *p = shim.headers ? hdr_alloc(HDR_SIZE, n, true)
+                           : shim.calloc(nmemb, size);
     if (p)
         record(p, n, CALLER());
     return p;
+}
+
+/*
+ * realloc in header mode.  A sampled block moves (its header sits below
+ * the real block's start, which the real realloc would not keep), and so
+ * does a block this call samples; the rest is the real realloc.  Moving
+ * is what a real realloc may do anyway; it costs a copy, one in ~rate
+ * bytes reallocated.
+ */
+static void *realloc_headers(void *p, size_t n, uintptr_t ra)
+{
+    uint64_t tag = hdr_word(p, 1);
+    bool had = hdr_is_sampled(tag);
+    bool sample = should_sample(n);
+    if (LIKELY(!had && !sample))
+        return shim.realloc(p, n);
+    if (n == 0) {
+        if (!had)
+            return shim.realloc(p, 0);
+        hdr_free(p, tag); /* glibc's realloc(p, 0) frees p ... */
+        return NULL;      /* ... and returns NULL */
+    }
+    void *q = sample ? hdr_alloc(HDR_SIZE, n, false) : shim.malloc(n);
+    if (!q)
+        return NULL; /* p untouched, errno ENOMEM, as glibc's */
+    if (sample)
+        record(q, n, ra);
+    size_t old = had ? shim.usable_size(hdr_base(p, tag)) - (tag >> 32)
+                     : shim.usable_size(p);
+    memcpy(q, p, old < n ? old : n);
+    if (had)
+        hdr_free(p, tag);
+    else
+        shim.free(p);
+    return q;
 }
 
 static void *do_realloc(void *p, size_t n, uintptr_t ra)
@@ -897,6 +1159,8 @@ static void *do_realloc(void *p, size_t n, uintptr_t ra)
         }
         return q;
     }
+    if (shim.headers)
+        return realloc_headers(p, n, ra);
     /* Out of the set before the real call: once realloc moves the block,
      * another thread may be handed p and sample it. */
     uint32_t index;
@@ -932,13 +1196,21 @@ SHIM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
     return do_realloc(p, n, CALLER());
 }
 
-/* The aligned family: memalign-like real function f(align, n). */
+/* The aligned family: memalign-like real function f(align, n).  In
+ * header mode a sample point that falls on an alignment a header cannot
+ * follow (not a power of two, or over 2 GiB) is passed over. */
 static inline void *do_aligned(memalign_fn f, size_t align, size_t n,
                                uintptr_t ra)
 {
     if (LIKELY(!should_sample(n)))
         return f(align, n);
-    void *p = f(align, n);
+    void *p;
+    if (!shim.headers)
+        p = f(align, n);
+    else if (hdr_align_ok(align))
+        p = hdr_alloc(align, n, false);
+    else
+        return f(align, n);
     if (p)
         record(p, n, ra);
     return p;
@@ -979,6 +1251,20 @@ SHIM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
         return 0;
     }
     bool sample = should_sample(n);
+    if (sample && shim.headers) {
+        /* A bad alignment goes to the real call, unsampled, for its
+         * EINVAL; errno is left as the real memalign leaves it, as
+         * glibc's posix_memalign does. */
+        sample = false;
+        if (align % sizeof(void *) == 0 && hdr_align_ok(align)) {
+            void *p = hdr_alloc(align, n, false);
+            if (!p)
+                return ENOMEM;
+            record(p, n, CALLER());
+            *out = p;
+            return 0;
+        }
+    }
     int rc = shim.posix_memalign(out, align, n);
     if (rc == 0 && sample)
         record(*out, n, CALLER());
@@ -990,8 +1276,12 @@ SHIM_EXPORT void *valloc(size_t n)
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 4096);
     bool sample = should_sample(n);
-    void *p = shim.valloc ? shim.valloc(n)
-                          : shim.memalign((size_t)sysconf(_SC_PAGESIZE), n);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *p;
+    if (sample && shim.headers)
+        p = hdr_alloc(page, n, false);
+    else
+        p = shim.valloc ? shim.valloc(n) : shim.memalign(page, n);
     if (p && sample)
         record(p, n, CALLER());
     return p;
@@ -1003,7 +1293,7 @@ SHIM_EXPORT void *pvalloc(size_t n)
         return arena_alloc(n, 4096);
     bool sample = should_sample(n);
     void *p;
-    if (shim.pvalloc) {
+    if (shim.pvalloc && !(sample && shim.headers)) {
         p = shim.pvalloc(n);
     } else {
         size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -1012,7 +1302,8 @@ SHIM_EXPORT void *pvalloc(size_t n)
             errno = ENOMEM;
             return NULL;
         }
-        p = shim.memalign(page, up & ~(page - 1));
+        p = sample && shim.headers ? hdr_alloc(page, up & ~(page - 1), false)
+                                   : shim.memalign(page, up & ~(page - 1));
     }
     if (p && sample)
         record(p, n, CALLER());
@@ -1027,6 +1318,11 @@ SHIM_EXPORT size_t malloc_usable_size(void *p)
         return arena_size(p);
     if (UNLIKELY(!resolved() || !shim.usable_size))
         return 0;
+    if (shim.headers) {
+        uint64_t tag = hdr_word(p, 1);
+        if (hdr_is_sampled(tag))
+            return shim.usable_size(hdr_base(p, tag)) - (tag >> 32);
+    }
     return shim.usable_size(p);
 }
 
@@ -1041,6 +1337,7 @@ void cp_heap_rate_set(int64_t rate)
 {
     atomic_store_explicit(&shim.rate, rate, memory_order_relaxed);
     atomic_fetch_add_explicit(&shim.epoch, 1, memory_order_release);
+    interval_set(0); /* the calling thread: from its next allocation */
 }
 
 int64_t cp_heap_rate_get(void)
@@ -1069,6 +1366,19 @@ void cp_heap_seed(uint64_t seed)
 {
     atomic_store_explicit(&shim.seed, seed, memory_order_relaxed);
     atomic_fetch_add_explicit(&shim.epoch, 1, memory_order_release);
+    interval_set(0);
+}
+
+size_t cp_heap_sampled_live(void)
+{
+    int64_t live = live_blocks();
+    return live > 0 ? (size_t)live : 0;
+}
+
+bool cp_heap_headers(void)
+{
+    return atomic_load_explicit(&shim.resolved, memory_order_acquire) == 2 &&
+           shim.headers;
 }
 
 /* The re-entry guard doubles as the "own allocations" flag: both mean
@@ -1135,6 +1445,16 @@ uint64_t cp_heap_dropped(void)
 size_t cp_heap_filter_bytes(void)
 {
     return 0;
+}
+
+size_t cp_heap_sampled_live(void)
+{
+    return 0;
+}
+
+bool cp_heap_headers(void)
+{
+    return false;
 }
 
 void cp_heap_seed(uint64_t seed)

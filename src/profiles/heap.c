@@ -241,7 +241,8 @@ static void write_mem_stats(cpprof_writer *w)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         cp_writer_printf(w, "# MaxRSS = %ld\n", ru.ru_maxrss * 1024L);
-    cp_writer_printf(w, "# SampledLiveBlocks = %zu\n", cp_heap_addr_live());
+    cp_writer_printf(w, "# SampledLiveBlocks = %zu\n", cp_heap_sampled_live());
+    cp_writer_printf(w, "# SampledBlockHeaders = %d\n", cp_heap_headers());
     cp_writer_printf(w, "# ProfilerTableBytes = %zu\n", cp_heap_table_bytes());
     cp_writer_printf(w, "# DroppedSamples = %" PRIu64 "\n", cp_heap_dropped());
 }

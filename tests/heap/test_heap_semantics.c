@@ -400,6 +400,117 @@ static void test_own_sections_do_not_bias_sampling(void **state)
     assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
 }
 
+/* One site for every allocating call, so that the profile counts what
+ * each kind leaves live. */
+__attribute__((noinline)) void *kinds_site(int kind, size_t n)
+{
+    void *p = NULL;
+    switch (kind) {
+    case 0: p = malloc(n); break;
+    case 1: p = calloc(n, 1); break;
+    case 2: p = memalign(64, n); break;
+    case 3: p = aligned_alloc(128, n); break;
+    case 4: if (posix_memalign(&p, 4096, n) != 0) p = NULL; break;
+    case 5: p = valloc(n); break;
+    case 6: p = pvalloc(n); break;
+    case 7: p = realloc(NULL, n); break;
+    case 8: p = reallocarray(NULL, n, 1); break;
+    }
+    no_tail_call = 1;
+    return p;
+}
+
+/* Sampled blocks of every kind (rate 1): aligned as asked, their whole
+ * usable size theirs to write (in header mode the header sits below the
+ * block, and glibc's own checks on free would catch an overlap), calloc's
+ * zeroed, each counted live once and gone after free. */
+static void test_sampled_blocks_of_every_kind(void **state)
+{
+    (void)state;
+    static const size_t align[] = {16, 16, 64, 128, 4096, 0, 0, 16, 16};
+    enum { KINDS = 9, EACH = 20 };
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *v[KINDS][EACH];
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    for (int k = 0; k < KINDS; k++) {
+        for (int i = 0; i < EACH; i++) {
+            size_t n = 1 + (size_t)i * 997;
+            unsigned char *p = kinds_site(k, n);
+            assert_non_null(p);
+            size_t a = align[k] ? align[k] : page;
+            assert_int_equal((uintptr_t)p % a, 0);
+            size_t usable = malloc_usable_size(p);
+            assert_true(usable >= n);
+            if (k == 1)
+                for (size_t j = 0; j < n; j++)
+                    assert_int_equal(p[j], 0);
+            memset(p, 0xa5, usable);
+            v[k][i] = p;
+        }
+    }
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(ht_sum(d, "inuse_objects", "kinds_site", NULL),
+                     KINDS * EACH);
+    cp_decoded_free(d);
+    assert_int_equal(cpprof_heap_set_rate(0), 0); /* frees count anyway */
+    for (int k = 0; k < KINDS; k++)
+        for (int i = 0; i < EACH; i++)
+            free(v[k][i]);
+    d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    assert_int_equal(ht_sum(d, "inuse_objects", "kinds_site", NULL), 0);
+    assert_int_equal(ht_sum(d, "alloc_objects", "kinds_site", NULL),
+                     KINDS * EACH);
+    cp_decoded_free(d);
+}
+
+/* A rate change reaches a thread that is already allocating within its
+ * next 256 KiB (capture/malloc_shim.c: RECHECK_BYTES), not only at its
+ * next sample: at rate 1 after rate 0, of 1024 allocations of 1 KiB at
+ * most the first 256 go unsampled. */
+static pthread_barrier_t rate_barrier;
+
+__attribute__((noinline)) void *rate_change_site(size_t n)
+{
+    void *p = malloc(n);
+    no_tail_call = 1;
+    return p;
+}
+
+static void *rate_change_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        free(rate_change_site(1024)); /* rate 0: the thread's piece drawn */
+    pthread_barrier_wait(&rate_barrier);
+    pthread_barrier_wait(&rate_barrier); /* main sets rate 1 in between */
+    for (int i = 0; i < 1024; i++)
+        free(rate_change_site(1024));
+    return NULL;
+}
+
+static void test_rate_change_reaches_running_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    assert_int_equal(pthread_barrier_init(&rate_barrier, NULL, 2), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, rate_change_thread, NULL), 0);
+    pthread_barrier_wait(&rate_barrier);
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    pthread_barrier_wait(&rate_barrier);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    cp_decoded *d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    pthread_barrier_destroy(&rate_barrier);
+    int64_t sampled = ht_sum(d, "alloc_objects", "rate_change_site", NULL);
+    cp_decoded_free(d);
+    printf("rate change: %lld of 1024 allocations sampled\n",
+           (long long)sampled);
+    assert_true(sampled >= 1024 - 256);
+    assert_true(sampled <= 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +522,8 @@ int main(void)
         cmocka_unit_test(test_concurrent_churn_leaves_nothing_live),
         cmocka_unit_test(test_profiler_allocations_are_not_sampled),
         cmocka_unit_test(test_own_sections_do_not_bias_sampling),
+        cmocka_unit_test(test_sampled_blocks_of_every_kind),
+        cmocka_unit_test(test_rate_change_reaches_running_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,13 +5,16 @@
  * address-set segment holds) are all tracked, found again by free, and
  * the tables stay within the documented 8 MiB bound; distinct (stack,
  * size) records get buckets of their own.  The order of the tests
- * matters (the tables never shrink): small first.
+ * matters (the tables never shrink): small first.  Registered twice: as
+ * it comes (header mode, glibc's allocator) and with CPPROF_HEAP_HEADERS=0
+ * (the free filter and the address set, as for any other allocator).
  *
  * Needs the malloc interposition: labelled no-sanitizer.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "capture/heap_sampler.h"
 #include "heap_test_util.h"
@@ -95,6 +98,21 @@ static void test_same_depth_callers_keep_their_stacks(void **state)
 }
 
 /* Churn with a handful of blocks live: the tables stay small. */
+static bool filter_mode_asked(void)
+{
+    const char *env = getenv("CPPROF_HEAP_HEADERS");
+    return env && strcmp(env, "0") == 0;
+}
+
+/* glibc's allocator gets header mode unless the environment says no. */
+static void test_mode_follows_the_environment(void **state)
+{
+    (void)state;
+    free(malloc(1)); /* resolved by now anyway; make sure */
+    printf("header mode: %d\n", cp_heap_headers());
+    assert_int_equal(cp_heap_headers(), !filter_mode_asked());
+}
+
 static void test_few_live_blocks_keep_tables_small(void **state)
 {
     (void)state;
@@ -125,6 +143,10 @@ static void test_few_live_blocks_keep_tables_small(void **state)
 static void test_free_filter_follows_live_blocks(void **state)
 {
     (void)state;
+    if (cp_heap_headers()) {
+        assert_int_equal(cp_heap_filter_bytes(), 0); /* never read */
+        skip();
+    }
     assert_int_equal(cpprof_heap_set_rate(0), 0);
     size_t before = cp_heap_filter_bytes();
     enum { N = 2000 };
@@ -187,9 +209,16 @@ static void test_many_live_blocks_are_all_tracked(void **state)
     for (size_t i = 0; i < LIVE_MANY; i++)
         v[i] = tables_site_many(24);
     assert_int_equal(cpprof_heap_set_rate(0), 0);
-    size_t live = cp_heap_addr_live(), bytes = cp_heap_table_bytes();
-    printf("%zu live sampled blocks, tables %zu bytes\n", live, bytes);
+    size_t live = cp_heap_sampled_live(), bytes = cp_heap_table_bytes();
+    size_t in_set = cp_heap_addr_live();
+    printf("%zu live sampled blocks (%zu in the address set), tables %zu "
+           "bytes\n", live, in_set, bytes);
     assert_true(live >= LIVE_MANY);
+    /* Header mode finds them by their headers, the other by the set. */
+    if (cp_heap_headers())
+        assert_int_equal(in_set, 0);
+    else
+        assert_true(in_set >= LIVE_MANY);
     assert_true(bytes <= TABLE_BOUND);
     assert_int_equal(cp_heap_dropped(), dropped);
 
@@ -243,6 +272,7 @@ static void test_each_size_gets_its_bucket(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mode_follows_the_environment),
         cmocka_unit_test(test_few_live_blocks_keep_tables_small),
         cmocka_unit_test(test_free_filter_follows_live_blocks),
         cmocka_unit_test(test_same_depth_callers_keep_their_stacks),
