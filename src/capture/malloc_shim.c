@@ -792,9 +792,13 @@ static inline __attribute__((always_inline)) void record_here(void *p,
         atomic_fetch_add_explicit(&shim.dropped, 1, memory_order_relaxed);
         goto out;
     }
-    /* The address set's line for p loads while we unwind. */
+    /* The address set's line for p loads while we unwind, and so does
+     * the bucket index line of this size at the thread's last sampled
+     * stack (a loop's allocation site samples the same stack again). */
     if (!shim.headers)
         cp_heap_addr_prefetch((uintptr_t)p);
+    if (heap_tls.memo_table)
+        cp_heap_bucket_prefetch(heap_tls.memo_hash, n);
     uintptr_t raw[HEAP_STACK_DEPTH + 8];
     const uintptr_t *pcs;
     size_t depth = allocation_stack(raw, cp_unwind_self(raw, HEAP_STACK_DEPTH + 8),
