@@ -10,9 +10,11 @@
  *     densely in creation order;
  *   - the sampled-address set: address -> bucket for every sampled block
  *     still live, probed without a lock by a free/realloc whose address
- *     the shim's filter cannot rule out.
+ *     the shim's filter cannot rule out (filter mode; in header mode a
+ *     sampled block's header names its bucket and the set stays empty).
  *
- * Contract: cp_heap_addr_* and cp_heap_bucket_get are async-signal-safe,
+ * Contract: cp_heap_addr_*, cp_heap_bucket_get and cp_heap_bucket_of are
+ * async-signal-safe,
  * lock-free and allocation-free (they run inside malloc/free).  The
  * readers (cp_heap_bucket_count/at) may run concurrently with them from
  * normal context; counters are read one by one, so a snapshot taken while
@@ -81,7 +83,8 @@ const cp_heap_bucket *cp_heap_bucket_at(size_t i);
 bool cp_heap_interposed(void);
 /* Bytes of the free-path filter level that free reads now (2048 or
  * 32768, growing and shrinking with the live sampled blocks; 0 before
- * the allocator is resolved or when not interposed).  Any context. */
+ * the allocator is resolved, in header mode, or when not interposed).
+ * Any context. */
 size_t cp_heap_filter_bytes(void);
 /* Whether sampled blocks carry headers (header mode: the real allocator
  * is glibc's; see capture/malloc_shim.c) rather than being found through

@@ -1,7 +1,8 @@
 /*
  * capture/heap_table.c - the heap sampler's two lock-free tables: buckets
  * (stack, size) -> counters, and the sampled-address set that a free
- * probes when the shim's filter says the block may be sampled.  Called
+ * probes when the shim's filter says the block may be sampled (filter
+ * mode only: in header mode the block's header names its bucket).  Called
  * by capture/malloc_shim.c from inside the interposed allocator, and read
  * by profiles/heap.c in normal context.
  *
