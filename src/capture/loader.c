@@ -56,15 +56,20 @@ static long long now_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Sleeps a little longer each round: yields first, then 100 us naps. */
+/* Sleeps a little longer each round: yields first, then 100 us naps.
+ * errno is kept: a section may open inside an interposed call (the
+ * threadcreate stack in pthread_create), and a signal may cut the nap
+ * short with EINTR. */
 static void backoff(int round)
 {
     if (round < 50) {
         sched_yield();
         return;
     }
+    int saved = errno;
     struct timespec ts = { 0, 100000 };
     nanosleep(&ts, NULL);
+    errno = saved;
 }
 
 static int inside_total(void)
