@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 
 #include "capture/heap_sampler.h"
-#include "heap_test_util.h"
+#include "profile_sums.h"
 
 #define MiB ((size_t)1 << 20)
 

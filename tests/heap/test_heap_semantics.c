@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "capture/heap_sampler.h"
-#include "heap_test_util.h"
+#include "profile_sums.h"
 
 typedef int (*pm_fn)(void **, size_t, size_t);
 typedef void *(*aa_fn)(size_t, size_t);

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "capture/heap_sampler.h"
-#include "heap_test_util.h"
+#include "profile_sums.h"
 
 #define LIVE_MANY 200000
 #define TABLE_BOUND ((size_t)8 << 20)

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "cpprof.h"
-#include "../heap/heap_test_util.h"
+#include "profile_sums.h"
 #include "http_client.h"
 #include "support.h"
 

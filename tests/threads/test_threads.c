@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../heap/heap_test_util.h"
+#include "profile_sums.h"
 
 #define IDLE 500
 

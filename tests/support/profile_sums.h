@@ -1,11 +1,12 @@
 /*
- * tests/heap/heap_test_util.h - helpers shared by the heap and threads
- * tests: write a built-in profile to memory or a file, decode it, and sum
- * a sample type over the samples whose stack passes through given
- * functions.  Test-only; normal context.
+ * tests/support/profile_sums.h - helpers shared by the heap, threads and
+ * HTTP tests: write a built-in profile to memory or a file, decode it,
+ * and sum a sample type over the samples whose stack passes through
+ * given functions (the ht_ prefix is from the heap tests that began it).
+ * Test-only; normal context.
  */
-#ifndef CPPROF_TESTS_HEAP_UTIL_H
-#define CPPROF_TESTS_HEAP_UTIL_H
+#ifndef CPPROF_TESTS_PROFILE_SUMS_H
+#define CPPROF_TESTS_PROFILE_SUMS_H
 
 #include <stdlib.h>
 #include <string.h>
