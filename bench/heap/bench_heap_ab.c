@@ -20,7 +20,9 @@
  * the profiler and every mode sees the same live heap.  The overhead of a mode in a round is the
  * glibc window's pair rate over the mode's, minus one (wall), and the
  * mode's process CPU per pair over glibc's, minus one (cpu); printed are
- * the means over rounds with 95 % intervals, and the medians.  With
+ * the means over rounds with 95 % intervals, and the medians; then, the
+ * same way, rate over off: sampling alone, against the same interposed
+ * build not sampling (what the peer modes below measure).  With
  * AB_TRACE set in the environment every window's CPU and wall ns per
  * pair go to stderr (to see how far the machine drifts).
  *
@@ -333,6 +335,12 @@ int main(int argc, char **argv)
         }
         cpu[m] = wall[m] + rounds;
     }
+    double *sampled_wall = __libc_malloc(2 * sizeof(double) * (size_t)rounds);
+    if (!sampled_wall) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    double *sampled_cpu = sampled_wall + rounds;
     srand(12345);
     for (int r = 0; r < rounds; r++) {
         int order[MODES];
@@ -366,6 +374,10 @@ int main(int argc, char **argv)
             wall[m][r] = per_s[0] / per_s[m] - 1;
             cpu[m][r] = cost[m] / cost[0] - 1;
         }
+        if (nm == 3) { /* sampling alone: the last mode over the middle one */
+            sampled_wall[r] = per_s[1] / per_s[2] - 1;
+            sampled_cpu[r] = cost[2] / cost[1] - 1;
+        }
     }
     set_mode(MODE_STOP, rate);
     for (int i = 0; i < THREADS; i++)
@@ -389,7 +401,21 @@ int main(int argc, char **argv)
                100 * median(wall[m], rounds), 100 * mc, 100 * (mc - hc),
                100 * (mc + hc), 100 * median(cpu[m], rounds));
     }
+    if (nm == 3) {
+        /* What the peers' figures are: the profiler on against the same
+         * build with it off, hooks in place. */
+        double mw, hw, mc, hc;
+        ab_stats(sampled_wall, rounds, &mw, &hw);
+        ab_stats(sampled_cpu, rounds, &mc, &hc);
+        printf("  %s vs %s: wall %+6.2f %% (%+.2f..%+.2f) [%+.2f]  cpu "
+               "%+6.2f %% (%+.2f..%+.2f) [%+.2f]\n",
+               target->mode_name[2], target->mode_name[1], 100 * mw,
+               100 * (mw - hw), 100 * (mw + hw),
+               100 * median(sampled_wall, rounds), 100 * mc, 100 * (mc - hc),
+               100 * (mc + hc), 100 * median(sampled_cpu, rounds));
+    }
     for (int m = 0; m < nm; m++)
         __libc_free(wall[m]);
+    __libc_free(sampled_wall);
     return 0;
 }
