@@ -355,6 +355,11 @@ static bool headers_usable(void)
     if (RUNNING_ON_VALGRIND)
         return false;
 #endif
+    /* Valgrind's tools preload their allocator this way; also when this
+     * build had no valgrind.h to ask. */
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "/vgpreload_"))
+        return false;
     const char *env = getenv("CPPROF_HEAP_HEADERS");
     if (env && strcmp(env, "0") == 0)
         return false;
