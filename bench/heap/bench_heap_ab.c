@@ -2,10 +2,11 @@
  * bench/heap/bench_heap_ab.c - the heap profiler's steady-state overhead
  * inside one process.
  *
- *   bench_heap_ab [WINDOW_MS [ROUNDS [RATE [PROFILER]]]]
- *       (40, 400, 524288, cpprof)
+ *   bench_heap_ab [WINDOW_MS [ROUNDS [RATE [PROFILER [THREADS]]]]]
+ *       (40, 400, 524288, cpprof, 2)
  *
- * Two threads run the churn of bench_heap_churn.c without end (each
+ * THREADS threads (two, as the issue's churn; up to 16 for a many-core
+ * machine) run the churn of bench_heap_churn.c without end (each
  * replaces random slots of a live ring of 4096 blocks of 16..4096 bytes)
  * in one of three modes, switched by the main thread:
  *   glibc   __libc_malloc/__libc_free: glibc's allocator called directly,
@@ -63,7 +64,7 @@ extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
 
 #define RING 4096
-#define THREADS 2
+#define MAX_THREADS 16
 #define BATCH 256 /* pairs between two looks at the mode */
 
 enum { MODES = 3, MODE_STOP = MODES };
@@ -132,13 +133,14 @@ static const ab_target targets[] = {
       tcmalloc_enter },
 };
 static const ab_target *target = &targets[0];
+static int nthreads = 2; /* churning threads */
 
 static struct {
     _Atomic int mode;
     struct {
         _Alignas(64) _Atomic unsigned long pairs;
         _Atomic int mode_seen;
-    } worker[THREADS];
+    } worker[MAX_THREADS];
 } ab;
 
 struct churn {
@@ -253,7 +255,7 @@ static void *worker(void *arg)
 static unsigned long pairs_done(void)
 {
     unsigned long n = 0;
-    for (int i = 0; i < THREADS; i++)
+    for (int i = 0; i < nthreads; i++)
         n += atomic_load_explicit(&ab.worker[i].pairs, memory_order_relaxed);
     return n;
 }
@@ -268,7 +270,7 @@ static void set_mode(int mode, int64_t rate)
         exit(1);
     }
     atomic_store_explicit(&ab.mode, mode, memory_order_release);
-    for (int i = 0; i < THREADS; i++)
+    for (int i = 0; i < nthreads; i++)
         while (atomic_load_explicit(&ab.worker[i].mode_seen,
                                     memory_order_acquire) != mode)
             ab_sleep_ms(1);
@@ -301,13 +303,16 @@ int main(int argc, char **argv)
     int rounds = argc > 2 ? atoi(argv[2]) : 400;
     long long rate = argc > 3 ? atoll(argv[3]) : 524288;
     const char *which = argc > 4 ? argv[4] : "cpprof";
+    nthreads = argc > 5 ? atoi(argv[5]) : 2;
     target = NULL;
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
         if (strcmp(which, targets[i].name) == 0)
             target = &targets[i];
-    if (window < 10 || rounds < 2 || rounds > 10000 || rate < 1 || !target) {
+    if (window < 10 || rounds < 2 || rounds > 10000 || rate < 1 || !target ||
+        nthreads < 1 || nthreads > MAX_THREADS) {
         fprintf(stderr, "usage: bench_heap_ab [WINDOW_MS >= 10 [ROUNDS 2.."
-                        "10000 [RATE >= 1 [cpprof|jemalloc|tcmalloc]]]]\n");
+                        "10000 [RATE >= 1 [cpprof|jemalloc|tcmalloc "
+                        "[THREADS 1..16]]]]]\n");
         return 2;
     }
     if (!malloc_is(target == &targets[0] ? "cpprof" : target->name)) {
@@ -316,10 +321,10 @@ int main(int argc, char **argv)
         return 1;
     }
     int nm = target->nmodes;
-    for (int i = 0; i < THREADS; i++)
+    for (int i = 0; i < nthreads; i++)
         atomic_store(&ab.worker[i].mode_seen, -1);
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++)
+    pthread_t t[MAX_THREADS];
+    for (int i = 0; i < nthreads; i++)
         if (pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) != 0) {
             fprintf(stderr, "pthread_create failed\n");
             return 1;
@@ -380,12 +385,12 @@ int main(int argc, char **argv)
         }
     }
     set_mode(MODE_STOP, rate);
-    for (int i = 0; i < THREADS; i++)
+    for (int i = 0; i < nthreads; i++)
         pthread_join(t[i], NULL);
 
     printf("%s: %d threads, %d rounds of %d ms, rate %lld bytes; overhead "
            "vs %s, mean (95 %% CI) [median]:\n",
-           target->name, THREADS, rounds, window, rate, target->mode_name[0]);
+           target->name, nthreads, rounds, window, rate, target->mode_name[0]);
     for (int m = 0; m < nm; m++) {
         const char *name = target->mode_name[m];
         if (m == 0) {
