@@ -1285,12 +1285,12 @@ SHIM_EXPORT void *valloc(size_t n)
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 4096);
     bool sample = should_sample(n);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     void *p;
     if (sample && shim.headers)
-        p = hdr_alloc(page, n, false);
+        p = hdr_alloc((size_t)sysconf(_SC_PAGESIZE), n, false);
     else
-        p = shim.valloc ? shim.valloc(n) : shim.memalign(page, n);
+        p = shim.valloc ? shim.valloc(n)
+                        : shim.memalign((size_t)sysconf(_SC_PAGESIZE), n);
     if (p && sample)
         record(p, n, CALLER());
     return p;
