@@ -511,6 +511,45 @@ static void test_rate_change_reaches_running_threads(void **state)
     assert_true(sampled <= 1024);
 }
 
+/* Sampled blocks of every kind allocated by one thread and freed by
+ * another: each free finds its block (its header, or the address set),
+ * so the site ends with nothing live and every allocation counted. */
+enum { HANDOFF = 2000 };
+static void *handoff[HANDOFF];
+
+static void *handoff_consumer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < HANDOFF; i++)
+        free(handoff[i]);
+    return NULL;
+}
+
+static void test_blocks_freed_by_another_thread(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    cp_decoded *d = ht_decode_profile("heap");
+    int64_t allocs_before = ht_sum(d, "alloc_objects", "kinds_site", NULL);
+    int64_t inuse_before = ht_sum(d, "inuse_objects", "kinds_site", NULL);
+    cp_decoded_free(d);
+    for (int i = 0; i < HANDOFF; i++) {
+        handoff[i] = kinds_site(i % 9, 8 + (size_t)i * 13);
+        assert_non_null(handoff[i]);
+    }
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, handoff_consumer, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    d = ht_decode_profile("heap");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    int64_t allocs = ht_sum(d, "alloc_objects", "kinds_site", NULL);
+    int64_t inuse = ht_sum(d, "inuse_objects", "kinds_site", NULL);
+    cp_decoded_free(d);
+    assert_int_equal(allocs - allocs_before, HANDOFF);
+    assert_int_equal(inuse, inuse_before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_own_sections_do_not_bias_sampling),
         cmocka_unit_test(test_sampled_blocks_of_every_kind),
         cmocka_unit_test(test_rate_change_reaches_running_threads),
+        cmocka_unit_test(test_blocks_freed_by_another_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
