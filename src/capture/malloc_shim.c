@@ -77,6 +77,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -153,11 +154,12 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static struct {
-    /* Read by every call but unsampled malloc and header mode's
-     * unsampled free (those read thread-local copies); written at
-     * start-up, by rate changes and at fork only.  Nothing written per
-     * call or per sample lives on these lines, so they stay shared in
-     * every core's cache. */
+    /* Line 0: read by every call but unsampled malloc and header mode's
+     * unsampled free (those read thread-local copies), and everything a
+     * sample and a sampled free read here, so that a sample finds one
+     * line of ours cold, not three; written at start-up, by rate changes
+     * and at fork only.  Nothing written per call or per sample lives on
+     * these lines, so they stay shared in every core's cache. */
     _Alignas(4096) malloc_fn malloc;
     free_fn free;
     /* The level free reads: its first word's address | (64 - log2 of its
@@ -166,10 +168,22 @@ static struct {
      * then takes its slow path), and for good in header mode, which has
      * no use for the filter.  Written when the level changes. */
     _Atomic uintptr_t filter_sel;
+    _Atomic(cp_stack_table *) stacks;
+    _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
     /* Bumped by every rate change (and seed); read when a thread's
      * budget piece runs out. */
     _Atomic uint32_t epoch;
+    _Atomic int resolved;          /* 0 not yet, 1 resolving, 2 done */
+    _Atomic int fork_pending;      /* set by the atfork prepare handler */
+    /* Header mode: sampled blocks carry a header (HDR_*), so free tells
+     * them apart by the word below the block.  Chosen once, before
+     * resolved is 2, when the real allocator is glibc's (whose chunk
+     * headers make the test exact); otherwise the filter and the address
+     * set do it. */
+    bool headers;
+    _Atomic bool fork_unclean;     /* prepare gave up waiting */
     calloc_fn calloc;
+    /* Line 1: the rest of the real functions, and the seed. */
     realloc_fn realloc;
     memalign_fn memalign;
     memalign_fn aligned_alloc;
@@ -177,18 +191,7 @@ static struct {
     malloc_fn valloc;
     malloc_fn pvalloc;
     usable_fn usable_size;
-    _Atomic int resolved;          /* 0 not yet, 1 resolving, 2 done */
-    /* Header mode: sampled blocks carry a header (HDR_*), so free tells
-     * them apart by the word below the block.  Chosen once, before
-     * resolved is 2, when the real allocator is glibc's (whose chunk
-     * headers make the test exact); otherwise the filter and the address
-     * set do it. */
-    bool headers;
-    _Atomic int64_t rate;          /* bytes; 0 off, 1 everything */
     _Atomic uint64_t seed;         /* 0: seed from the clock */
-    _Atomic int fork_pending;      /* set by the atfork prepare handler */
-    _Atomic bool fork_unclean;     /* prepare gave up waiting */
-    _Atomic(cp_stack_table *) stacks;
 
     /* Counting Bloom filters over the addresses of live sampled blocks,
      * blocked by word: an address picks one 64-bit word and two distinct
@@ -244,6 +247,10 @@ static struct {
     .rate = CPPROF_HEAP_DEFAULT_RATE,
     .epoch = 1, /* thread-local epochs start at 0: first call draws */
 };
+
+_Static_assert(offsetof(__typeof__(shim), calloc) + sizeof(calloc_fn) <=
+                   CACHE_LINE,
+               "what a sample reads of the shim fits its first line");
 
 /* Per-thread sampling state.  initial-exec: accessing it never calls
  * __tls_get_addr, which may itself allocate. */
