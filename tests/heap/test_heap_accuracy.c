@@ -232,6 +232,15 @@ static void test_go_tool_pprof_reads_heap_and_allocs(void **state)
     assert_non_null(strstr(t, "heap_site_big"));
     assert_non_null(strstr(t, "\n# mallinfo2\n"));
     assert_non_null(strstr(t, "\n# RSS = "));
+    /* The sampler's own state: live sampled blocks (heap_site_big's are
+     * live now) and the mode free finds them by. */
+    const char *live = strstr(t, "\n# SampledLiveBlocks = ");
+    assert_non_null(live);
+    assert_true(atol(live + strlen("\n# SampledLiveBlocks = ")) > 0);
+    char mode[48];
+    snprintf(mode, sizeof mode, "\n# SampledBlockHeaders = %d\n",
+             cp_heap_headers());
+    assert_non_null(strstr(t, mode));
     free(t);
     /* The legacy format carries no mappings, so pprof shows addresses;
      * it must still parse it as a 4-column heap profile. */
