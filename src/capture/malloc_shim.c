@@ -532,8 +532,9 @@ static __attribute__((noinline)) bool sample_slow(size_t n)
          * interval was drawn: start a fresh interval at the new rate (an
          * interval is memoryless, so cutting one short biases nothing).
          * Another thread's rate change is seen here, within
-         * RECHECK_BYTES of this thread's allocations; Go sees it only at
-         * the thread's next sample. */
+         * RECHECK_BYTES of this thread's allocations (Go keeps an
+         * interval drawn at the old rate until it runs out, but for the
+         * rates 0 and 1, which it tests at every allocation). */
         if (heap_tls.epoch == 0 || heap_tls.rng == 0 ||
             atomic_load_explicit(&shim.seed, memory_order_relaxed) != 0)
             reseed();
