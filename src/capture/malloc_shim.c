@@ -52,7 +52,8 @@
  *     the unwinder finds them itself, once per thread, with a read of
  *     /proc/self/maps through open/read.  Code dlopen'ed later is
  *     unwound once the table is refreshed (profiles/heap.c refreshes it,
- *     in normal context, whenever a heap profile is built).
+ *     in normal context, whenever a heap profile is built); until then a
+ *     stack ends at such code's frame (no guess past it).
  *   - Sampled stacks are interned into the heap's own stack table inside
  *     the guarded section (1 in ~512 KiB of allocation by default), unless
  *     the thread's last sampled stack was the same (a per-thread memo by

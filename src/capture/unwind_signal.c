@@ -25,7 +25,8 @@
  *     walk.  Signal trampolines (__restore_rt) are crossed by reading the
  *     kernel's ucontext on the stack.
  *   - What the CFI walk cannot interpret (no FDE, an unsupported
- *     expression) falls back to libunwind's *generic* (remote-style)
+ *     expression; for cp_unwind_self not a PC in no known object, where
+ *     the stack ends) falls back to libunwind's *generic* (remote-style)
  *     unwinder over our own bounds-checked accessors, when it is
  *     installed: it takes its pool/cache locks with all signals blocked
  *     (two sigprocmask calls per frame), so the interrupted thread can
@@ -396,7 +397,7 @@ static size_t walk_fp(const regs *rg, const cp_unwind_table *tab,
 
 /* -------------------------------------------------------------- CFI walk */
 
-enum walk_status { WALK_END, WALK_FULL, WALK_FAIL };
+enum walk_status { WALK_END, WALK_FULL, WALK_FAIL, WALK_UNKNOWN };
 
 /* x86-64 rt_sigreturn: mov $15, %rax; syscall (glibc's __restore_rt). */
 static bool is_sigreturn(const cp_cfi_obj *o, uintptr_t pc)
@@ -445,7 +446,8 @@ static bool rule_at(const cp_unwind_table *tab, const cp_cfi_obj *o,
  * is exact (interrupted); the others are return addresses.  WALK_END: the
  * outermost frame was reached; WALK_FULL: max frames; WALK_FAIL: a frame
  * the CFI cannot unwind (no FDE, an unsupported rule, a read that would
- * leave the stack).
+ * leave the stack); WALK_UNKNOWN: a PC in no object of the table (code
+ * loaded since it was built, or not code at all).
  */
 static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
                     uintptr_t hi, uintptr_t *pcs, size_t *np, size_t max,
@@ -467,7 +469,7 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
             if (!range_find(tab->segs, tab->nsegs, pc))
                 atomic_store_explicit(&unwind_state.stale, 1,
                                       memory_order_relaxed);
-            status = WALK_FAIL;
+            status = WALK_UNKNOWN;
             break;
         }
         if (!rule_at(tab, o, pc, exact, &rule)) {
@@ -743,8 +745,8 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
             memo->nreads = 0;
         }
         int st = walk_cfi(tab, rg, lo, hi, pcs, &n, max, memo);
-        if (memo && memo->ok && st != WALK_FAIL && n >= 2 &&
-            n <= MEMO_PCS) {
+        bool failed = st == WALK_FAIL || st == WALK_UNKNOWN;
+        if (memo && memo->ok && !failed && n >= 2 && n <= MEMO_PCS) {
             memo->gen = tab->gen;
             memo->max = max;
             memo->pc = start.r[CP_CFI_RA];
@@ -755,9 +757,17 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
             memcpy(memo->pcs, pcs, n * sizeof *pcs);
             memo->valid = true;
         }
-        if (st != WALK_FAIL) {
+        if (!failed) {
             atomic_fetch_add_explicit(&unwind_state.complete, 1,
                                       memory_order_relaxed);
+        } else if (st == WALK_UNKNOWN && self) {
+            /* Inside the allocator the table cannot be refreshed, and
+             * libunwind knows no more about that code than we do: past
+             * it, it could only guess from frame pointers, and code
+             * without them yields stale words of the stack as callers
+             * (seen: a dlopen'ed Python module's frame "called" by
+             * cp_unwind_self).  The stack ends at that PC instead; the
+             * next refresh (a profile build) makes such code known. */
         } else if (unwind_state.as && uc) {
             if (uc == &self_uc)
                 uc_of(&start, &self_uc);
