@@ -68,6 +68,7 @@
 #endif
 #endif
 
+#include "capture/heap_sampler.h"
 #include "capture/sync_events.h"
 #include "capture/sync_shim.h"
 #include "capture/trace_events.h"
@@ -1158,12 +1159,14 @@ bool cp_sync_inline_trylock(void)
 
 static void set_flag(int flag, bool on)
 {
-    if (on)
+    if (on) {
+        /* What deciding allocates (dlsym, pthread_atfork) is ours. */
+        bool was_own = cp_heap_own_begin();
         sync_inline_decide();
-    if (on)
+        cp_heap_own_end(was_own);
         atomic_fetch_or_explicit(&sync_state.flags, flag,
                                  memory_order_relaxed);
-    else
+    } else
         atomic_fetch_and_explicit(&sync_state.flags, ~flag,
                                   memory_order_relaxed);
 }

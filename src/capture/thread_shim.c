@@ -109,11 +109,13 @@ static void *cpprof_thread_start(void *p)
     int i = (int)(intptr_t)p;
     shim_slot s = shim_state.slots[i];
     slot_release(i);
+    /* What the start hooks allocate is the profiler's; a thread the
+     * profiler started stays "own" for its whole life. */
+    cp_heap_own_begin();
     cp_trace_thread_start();
     cp_labels_swap(s.labels);
-    if (s.own)
-        cp_heap_own_begin(); /* for the thread's whole life */
     cp_cpu_thread_start();
+    cp_heap_own_end(s.own);
     void *ret;
     pthread_cleanup_push(thread_exit_hooks, NULL);
     ret = s.start(s.arg);

@@ -11,6 +11,7 @@
  * context; every function acts on the calling thread only.
  */
 #include "core/labels.h"
+#include "capture/heap_sampler.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -42,8 +43,8 @@ static int cmp_kv(const void *a, const void *b)
  * value removes its key).  *out is NULL when the result is empty.  The
  * strings are copied into the set's own allocation.
  */
-static int set_build(const cp_label_set *base, const char *const *kv,
-                     size_t npairs, cp_label_set **out)
+static int set_make(const cp_label_set *base, const char *const *kv,
+                    size_t npairs, cp_label_set **out)
 {
     size_t nbase = base ? base->n : 0, cap = nbase + npairs;
     struct cp_label_kv *tmp = calloc(cap ? cap : 1, sizeof(*tmp));
@@ -91,6 +92,17 @@ static int set_build(const cp_label_set *base, const char *const *kv,
     free(tmp);
     *out = set;
     return 0;
+}
+
+/* set_make as the profiler's own allocation (capture/heap_sampler.h):
+ * label sets never show in the program's heap profile. */
+static int set_build(const cp_label_set *base, const char *const *kv,
+                     size_t npairs, cp_label_set **out)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = set_make(base, kv, npairs, out);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 int cpprof_labels_set(const char *key, const char *value)

@@ -169,7 +169,7 @@ static bool valid_name(const char *name)
     return n > 0 && n <= PROFILE_NAME_MAX;
 }
 
-int cpprof_profile_new(const char *name, cpprof_profile **out)
+static int profile_new(const char *name, cpprof_profile **out)
 {
     if (out)
         *out = NULL;
@@ -207,6 +207,16 @@ int cpprof_profile_new(const char *name, cpprof_profile **out)
     }
     *out = p;
     return 0;
+}
+
+/* Profiles, their tables and stacks are the profiler's own allocations
+ * (capture/heap_sampler.h): never in the program's heap profile. */
+int cpprof_profile_new(const char *name, cpprof_profile **out)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = profile_new(name, out);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 cpprof_profile *cpprof_profile_lookup(const char *name)
@@ -301,6 +311,9 @@ static int shard_grow(custom_shard *s)
     return 0;
 }
 
+static int custom_insert(cpprof_profile *p, uintptr_t key,
+                         const uintptr_t *pcs, size_t depth);
+
 /* noinline + the work after the call keep this frame real, so skip=0
  * lands exactly on the function that called add. */
 __attribute__((noinline)) int cpprof_profile_add(cpprof_profile *p,
@@ -318,12 +331,22 @@ __attribute__((noinline)) int cpprof_profile_add(cpprof_profile *p,
         pcs[0] = (uintptr_t)lost_profile_event + 1;
         depth = 1;
     }
+    bool was_own = cp_heap_own_begin();
+    int rc = custom_insert(p, (uintptr_t)value, pcs, depth);
+    cp_heap_own_end(was_own);
+    return rc;
+}
+
+/* Records key with the stack pcs in custom profile p (cpprof_profile_add
+ * after its walk).  -EEXIST if key is already there. */
+static int custom_insert(cpprof_profile *p, uintptr_t key,
+                         const uintptr_t *pcs, size_t depth)
+{
     uint32_t stack;
     int rc = cp_stack_table_intern(registry.stacks, pcs, depth, &stack);
     if (rc)
         return rc;
 
-    uintptr_t key = (uintptr_t)value;
     uint64_t h = hash_value(key);
     custom_shard *s = shard_for(p, h);
     pthread_mutex_lock(&s->lock);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/heap_sampler.h"
 #include "core/registry.h"
 #include "core/writer.h"
 #include "cpprof.h"
@@ -87,8 +88,8 @@ int cp_http_options_resolve(cpprof_http_options *out,
     return 0;
 }
 
-int cpprof_http_handler_new(const cpprof_http_options *opts,
-                            cpprof_http_handler **out)
+static int handler_new(const cpprof_http_options *opts,
+                       cpprof_http_handler **out)
 {
     if (!out)
         return -EINVAL;
@@ -117,6 +118,17 @@ int cpprof_http_handler_new(const cpprof_http_options *opts,
         pthread_mutex_init(&h->delta[i].lock, NULL);
     *out = h;
     return 0;
+}
+
+/* The handler's memory is the profiler's own (capture/heap_sampler.h):
+ * never in the program's heap profile. */
+int cpprof_http_handler_new(const cpprof_http_options *opts,
+                            cpprof_http_handler **out)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = handler_new(opts, out);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 void cpprof_http_handler_free(cpprof_http_handler *h)

@@ -477,8 +477,8 @@ static void server_free(cpprof_http_server *srv)
     free(srv);
 }
 
-int cpprof_http_server_start(const cpprof_http_options *opts,
-                             cpprof_http_server **out)
+static int server_start(const cpprof_http_options *opts,
+                        cpprof_http_server **out)
 {
     if (!out)
         return -EINVAL;
@@ -507,9 +507,8 @@ int cpprof_http_server_start(const cpprof_http_options *opts,
 #ifdef MHD_USE_EPOLL
     flags |= MHD_USE_EPOLL;
 #endif
-    /* Its threads' allocations (and those of the threads they start) are
-     * the profiler's own: never sampled. */
-    bool was_own = cp_heap_own_begin();
+    /* Its threads (and those they start) are created inside the caller's
+     * own section, so their allocations are never sampled either. */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
@@ -519,13 +518,23 @@ int cpprof_http_server_start(const cpprof_http_options *opts,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_END);
-    cp_heap_own_end(was_own);
     if (!srv->daemon) {
         server_free(srv);
         return -EIO;
     }
     *out = srv;
     return 0;
+}
+
+/* The server's memory and its threads are the profiler's own
+ * (capture/heap_sampler.h): never in the program's heap profile. */
+int cpprof_http_server_start(const cpprof_http_options *opts,
+                             cpprof_http_server **out)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = server_start(opts, out);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 int cpprof_http_server_port(const cpprof_http_server *s)

@@ -451,7 +451,7 @@ static void start_failed(void)
     atomic_store(&cpu_state.running, false);
 }
 
-int cpprof_cpu_start(cpprof_writer *w)
+static int cpu_start(cpprof_writer *w)
 {
     if (!w)
         return -EINVAL;
@@ -531,6 +531,16 @@ int cpprof_cpu_start(cpprof_writer *w)
     return rc;
 }
 
+/* Public entry points run as the profiler's own (capture/heap_sampler.h):
+ * what they allocate never shows in the program's heap profile. */
+int cpprof_cpu_start(cpprof_writer *w)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = cpu_start(w);
+    cp_heap_own_end(was_own);
+    return rc;
+}
+
 /* Adds the comments, times and lost samples, and writes the model. */
 static int write_profile(void)
 {
@@ -566,13 +576,10 @@ static int write_profile(void)
     }
     if (cpu_state.model_err)
         return cp_writer_fail(cpu_state.w, cpu_state.model_err);
-    bool was_own = cp_heap_own_begin();
-    int rc = cp_proto_write(p, cpu_state.w, 0);
-    cp_heap_own_end(was_own);
-    return rc;
+    return cp_proto_write(p, cpu_state.w, 0);
 }
 
-int cpprof_cpu_stop(void)
+static int cpu_stop(void)
 {
     pthread_mutex_lock(&cpu_state.lock);
     if (!atomic_load(&cpu_state.sampling)) {
@@ -603,5 +610,13 @@ int cpprof_cpu_stop(void)
     cpu_state.w = NULL;
     atomic_store(&cpu_state.running, false);
     pthread_mutex_unlock(&cpu_state.lock);
+    return rc;
+}
+
+int cpprof_cpu_stop(void)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = cpu_stop();
+    cp_heap_own_end(was_own);
     return rc;
 }

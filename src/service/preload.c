@@ -198,7 +198,7 @@ static void cpu_end(void)
 /* ------------------------------------------------------ end of program */
 
 /* Writes everything this process was asked for, once. */
-static void preload_finish(void)
+static void finish(void)
 {
     pthread_mutex_lock(&preload_state.lock);
     if (!preload_state.active || preload_state.finished) {
@@ -230,6 +230,15 @@ static void preload_finish(void)
     save_named("mutex", cfg->mutex_path);
     save_named("threads", cfg->threads_path);
     pthread_mutex_unlock(&preload_state.lock);
+}
+
+/* What finishing allocates (file names, writers) is the profiler's own:
+ * the heap profile it writes must not count it. */
+static void preload_finish(void)
+{
+    bool was_own = cp_heap_own_begin();
+    finish();
+    cp_heap_own_end(was_own);
 }
 
 static void preload_atexit(void)
@@ -411,7 +420,7 @@ static pid_t inherited_root(void)
     return v > 0 ? (pid_t)v : 0;
 }
 
-__attribute__((constructor)) static void preload_init(void)
+static void preload_start(void)
 {
     pid_t me = getpid();
     pid_t root = inherited_root();
@@ -463,4 +472,13 @@ __attribute__((constructor)) static void preload_init(void)
     watcher_begin(true);
     atexit(preload_atexit);
     pthread_atfork(NULL, NULL, preload_fork_child);
+}
+
+/* Everything the constructor sets up is the profiler's own
+ * (capture/heap_sampler.h): never in the program's heap profile. */
+__attribute__((constructor)) static void preload_init(void)
+{
+    bool was_own = cp_heap_own_begin();
+    preload_start();
+    cp_heap_own_end(was_own);
 }

@@ -297,7 +297,7 @@ static void *scheduler(void *arg)
 
 /* --------------------------------------------------------------- public */
 
-int cpprof_service_new(const cpprof_service_config *cfg,
+static int service_new(const cpprof_service_config *cfg,
                        cpprof_service **out)
 {
     if (!out)
@@ -322,7 +322,18 @@ int cpprof_service_new(const cpprof_service_config *cfg,
     return 0;
 }
 
-int cpprof_service_start(cpprof_service *s)
+/* The service's plan and state are the profiler's own allocations
+ * (capture/heap_sampler.h): never in the program's heap profile. */
+int cpprof_service_new(const cpprof_service_config *cfg,
+                       cpprof_service **out)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = service_new(cfg, out);
+    cp_heap_own_end(was_own);
+    return rc;
+}
+
+static int service_start(cpprof_service *s)
 {
     if (!s)
         return -EINVAL;
@@ -354,9 +365,7 @@ int cpprof_service_start(cpprof_service *s)
             restart_cpu(s, true);
     }
     s->stopping = false;
-    bool was_own = cp_heap_own_begin(); /* the scheduler's allocations */
     rc = pthread_create(&s->thread, NULL, scheduler, s);
-    cp_heap_own_end(was_own);
     if (rc) {
         restart_cpu(s, false);
         cpprof_http_server_stop(s->http);
@@ -367,6 +376,16 @@ int cpprof_service_start(cpprof_service *s)
     s->running = true;
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+/* Starting is the profiler's own work too: the folder, the HTTP server
+ * and the scheduler thread (which inherits the section for its life). */
+int cpprof_service_start(cpprof_service *s)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = service_start(s);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 int cpprof_service_stop(cpprof_service *s)

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "capture/heap_sampler.h"
 #include "service/service_internal.h"
 
 #define CPU_NAME "cpu"
@@ -210,7 +211,7 @@ static int parse_bool(const char *var, bool *out)
     return -EINVAL;
 }
 
-int cpprof_service_new_from_env(cpprof_service **out)
+static int service_new_from_env(cpprof_service **out)
 {
     if (!out)
         return -EINVAL;
@@ -263,5 +264,15 @@ int cpprof_service_new_from_env(cpprof_service **out)
     free(retention);
     free(names);
     free(names_buf);
+    return rc;
+}
+
+/* The parsed lists are the profiler's own allocations
+ * (capture/heap_sampler.h): never in the program's heap profile. */
+int cpprof_service_new_from_env(cpprof_service **out)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = service_new_from_env(out);
+    cp_heap_own_end(was_own);
     return rc;
 }

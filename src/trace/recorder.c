@@ -754,7 +754,7 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int cpprof_trace_start(struct cpprof_writer *w)
+static int trace_start(struct cpprof_writer *w)
 {
     if (w == NULL)
         return -EINVAL;
@@ -792,9 +792,7 @@ int cpprof_trace_start(struct cpprof_writer *w)
     trace_rec.wall0 = realtime_ns();
     cp_trace_capture_enable();
     cp_sync_set_tracing(true); /* waits are timed even with profiles off */
-    bool was_own = cp_heap_own_begin(); /* the drain's allocations */
     int rc = pthread_create(&trace_rec.drain, NULL, drain_main, NULL);
-    cp_heap_own_end(was_own);
     if (rc != 0) {
         cp_sync_set_tracing(false);
         cp_trace_capture_disable();
@@ -806,6 +804,16 @@ int cpprof_trace_start(struct cpprof_writer *w)
 out:
     pthread_mutex_unlock(&trace_rec.lock);
     return err;
+}
+
+/* The trace's buffers and its drain thread are the profiler's own
+ * (capture/heap_sampler.h): never in the program's heap profile. */
+int cpprof_trace_start(struct cpprof_writer *w)
+{
+    bool was_own = cp_heap_own_begin();
+    int rc = trace_start(w);
+    cp_heap_own_end(was_own);
+    return rc;
 }
 
 int cpprof_trace_stop(void)

@@ -66,6 +66,56 @@ static void test_python_under_preload(void **state)
     free(dir);
 }
 
+/*
+ * With everything the environment can ask for turned on (CPU, heap at
+ * rate 1, block, mutex and threads profiles, the HTTP server and the
+ * periodic service), nothing the profiler itself allocates (the
+ * constructor, its threads, the start hooks of the program's threads)
+ * shows in the heap profile: no frame of ours but cpprof_thread_start,
+ * the frame below every thread the program starts.
+ */
+static void test_preload_allocations_are_not_sampled(void **state)
+{
+    (void)state;
+    cpt_require_go();
+    char *dir = cpt_tmpdir();
+    char *out = NULL;
+    int rc = cpt_run(&out,
+                     "CPPROF_MEMPROFILE=%s/mem.pb.gz CPPROF_MEMPROFILERATE=1 "
+                     "CPPROF_CPUPROFILE=%s/cpu.pb.gz "
+                     "CPPROF_BLOCKPROFILE=%s/block.pb.gz "
+                     "CPPROF_MUTEXPROFILE=%s/mutex.pb.gz "
+                     "CPPROF_THREADSPROFILE=%s/threads.pb.gz "
+                     "CPPROF_HTTP=127.0.0.1:0 CPPROF_SERVICE_FOLDER=%s/svc "
+                     "CPPROF_SERVICE_PROFILES=heap,threads LD_PRELOAD=%s "
+                     "python3 -c 'import threading; t = threading.Thread("
+                     "target=lambda: sum(range(10000))); t.start(); t.join(); "
+                     "print(\"done\")'",
+                     dir, dir, dir, dir, dir, dir, lib());
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "done"));
+    free(out);
+    char *prof = cpt_path(dir, "mem.pb.gz");
+    out = cpt_pprof("-traces -sample_index=alloc_objects", prof);
+    assert_non_null(strstr(out, "PyThread_start_new_thread")); /* sampled */
+    int ours = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *name = line + strspn(line, " 0123456789");
+        if ((strncmp(name, "cp_", 3) == 0 ||
+             strncmp(name, "cpprof_", 7) == 0 ||
+             strncmp(name, "preload_", 8) == 0) &&
+            strncmp(name, "cpprof_thread_start", 19) != 0) {
+            printf("a frame of the profiler in the heap profile: %s\n", name);
+            ours++;
+        }
+    }
+    free(out);
+    free(prof);
+    cpt_tmpdir_remove(dir);
+    free(dir);
+    assert_int_equal(ours, 0);
+}
+
 static void test_bad_rate_env_is_reported_not_fatal(void **state)
 {
     (void)state;
@@ -84,6 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sort_under_preload),
         cmocka_unit_test(test_python_under_preload),
+        cmocka_unit_test(test_preload_allocations_are_not_sampled),
         cmocka_unit_test(test_bad_rate_env_is_reported_not_fatal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,10 @@
 #include <unistd.h>
 
 #include "capture/heap_sampler.h"
+#include "cpprof/cpu.h"
+#include "cpprof/http.h"
+#include "cpprof/service.h"
+#include "cpprof/trace.h"
 #include "profile_sums.h"
 
 typedef int (*pm_fn)(void **, size_t, size_t);
@@ -359,6 +363,108 @@ static void test_profiler_allocations_are_not_sampled(void **state)
 }
 
 /*
+ * Every public call that allocates keeps its allocations out of the heap
+ * profile, whoever calls it: at rate 1, after writers, a CPU profile, a
+ * trace, labels, a custom profile, the HTTP server and the service have
+ * each been started and stopped, no sample passes through a function of
+ * ours (cpprof_*, cp_*).
+ */
+static int discard(void *arg, const void *data, size_t len)
+{
+    (void)arg;
+    (void)data;
+    (void)len;
+    return 0;
+}
+
+static void exercise_public_api(const char *dir)
+{
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_cpu_start(w), 0);
+    assert_int_equal(cpprof_labels_set("phase", "own"), 0);
+    char buf[16];
+    assert_int_equal(cpprof_labels_get("phase", buf, sizeof buf), 3);
+    cpprof_labels_clear();
+    assert_int_equal(cpprof_cpu_stop(), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+
+    char *path = cpt_path(dir, "trace.out");
+    assert_int_equal(cpprof_writer_open_path(&w, path), 0);
+    assert_int_equal(cpprof_trace_start(w), 0);
+    cpprof_trace_task *task;
+    assert_int_equal(cpprof_trace_task_new(NULL, "own", &task), 0);
+    cpprof_trace_logf(task, "own", "step %d", 1);
+    cpprof_trace_task_end(task);
+    assert_int_equal(cpprof_trace_stop(), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+    free(path);
+
+    assert_int_equal(cpprof_writer_open_callback(&w, discard, NULL), 0);
+    cpprof_profile *p = cpprof_profile_lookup("test.own");
+    if (!p)
+        assert_int_equal(cpprof_profile_new("test.own", &p), 0);
+    static int value;
+    assert_int_equal(cpprof_profile_add(p, &value, 0), 0);
+    assert_int_equal(cpprof_profile_write(p, w, 1), 0);
+    assert_int_equal(cpprof_profile_remove(p, &value), 0);
+    assert_int_equal(cpprof_writer_close(w), 0);
+
+    cpprof_http_server *srv;
+    cpprof_http_options opts = {.address = "127.0.0.1:0"};
+    assert_int_equal(cpprof_http_server_start(&opts, &srv), 0);
+    cpprof_http_server_stop(srv);
+
+    const char *names[] = {"heap", "threads"};
+    cpprof_service_config cfg = {.enabled = true,
+                                 .folder = dir,
+                                 .profile_names = names,
+                                 .nprofile_names = 2};
+    cpprof_service *svc;
+    assert_int_equal(cpprof_service_new(&cfg, &svc), 0);
+    assert_int_equal(cpprof_service_start(svc), 0);
+    assert_int_equal(cpprof_service_stop(svc), 0);
+    cpprof_service_free(svc);
+}
+
+static void test_public_calls_are_not_sampled(void **state)
+{
+    (void)state;
+    char *dir = cpt_tmpdir();
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    exercise_public_api(dir);
+    void *mine = alloc_site(777); /* and the program's own still are */
+    cp_decoded *d = ht_decode_profile("allocs");
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    free(mine);
+    assert_int_equal(ht_sum(d, "alloc_space", "alloc_site",
+                            "test_public_calls_are_not_sampled"),
+                     777);
+    int ix = cp_decoded_type_index(d, "alloc_objects");
+    int64_t ours = 0;
+    for (size_t i = 0; i < d->nsamples; i++) {
+        const cp_dec_sample *s = &d->samples[i];
+        if (ht_sample_has(d, s, "ht_decode_profile"))
+            continue; /* the tests' decoding of earlier profiles */
+        /* cpprof_thread_start: the frame below every thread the program
+         * starts (capture/thread_shim.c), not an allocation of ours. */
+        const char *fn =
+            ht_sample_frame_prefixed(d, s, "cpprof_", "cpprof_thread_start");
+        if (!fn)
+            fn = ht_sample_frame_prefixed(d, s, "cp_", NULL);
+        if (fn) {
+            printf("sampled inside the profiler: %lld objects at %s\n",
+                   (long long)s->values[ix], fn);
+            ours += s->values[ix];
+        }
+    }
+    cp_decoded_free(d);
+    cpt_tmpdir_remove(dir);
+    free(dir);
+    assert_int_equal(ours, 0);
+}
+
+/*
  * Code dlopen'ed after the unwinder's address table was built.  Inside
  * the allocator the table cannot be refreshed, so a sample there ends at
  * that code's frame rather than guess past it (the module has no frame
@@ -599,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_fork_child_keeps_working),
         cmocka_unit_test(test_concurrent_churn_leaves_nothing_live),
         cmocka_unit_test(test_profiler_allocations_are_not_sampled),
+        cmocka_unit_test(test_public_calls_are_not_sampled),
         cmocka_unit_test(test_dlopened_code_unwinds_after_refresh),
         cmocka_unit_test(test_own_sections_do_not_bias_sampling),
         cmocka_unit_test(test_sampled_blocks_of_every_kind),

@@ -58,6 +58,28 @@ static inline int ht_sample_has(const cp_decoded *d, const cp_dec_sample *s,
     return 0;
 }
 
+/* The first frame of sample s (leaf first, any inline level) whose
+ * function name starts with prefix and is not skip (may be NULL), or
+ * NULL. */
+static inline const char *ht_sample_frame_prefixed(const cp_decoded *d,
+                                                   const cp_dec_sample *s,
+                                                   const char *prefix,
+                                                   const char *skip)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < s->nlocs; i++) {
+        const cp_dec_location *l = cp_decoded_location(d, s->location_ids[i]);
+        for (size_t k = 0; l && k < l->nlines; k++) {
+            const cp_dec_function *f =
+                cp_decoded_function(d, l->lines[k].function_id);
+            if (f && f->name && strncmp(f->name, prefix, n) == 0 &&
+                (!skip || strcmp(f->name, skip) != 0))
+                return f->name;
+        }
+    }
+    return NULL;
+}
+
 /* Sum of sample type `type` over samples through fn1 and (if non-NULL)
  * fn2. */
 static inline int64_t ht_sum(const cp_decoded *d, const char *type,
