@@ -53,6 +53,10 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t stack_hash,
 /* Starts loading the index line cp_heap_bucket_get(.., stack_hash, size,
  * ..) will read first (a hint). */
 void cp_heap_bucket_prefetch(uint64_t stack_hash, uint64_t size);
+/* Reads the index slot where that lookup starts (a load: best after
+ * cp_heap_bucket_prefetch had time to bring it in) and starts loading the
+ * bucket it names, for writing (a hint: the bucket may be another key's). */
+void cp_heap_bucket_prefetch_counts(uint64_t stack_hash, uint64_t size);
 /* Records addr as a live sampled block of bucket index.  false when the
  * set is full or addr cannot be encoded (the sample is then dropped). */
 bool cp_heap_addr_insert(uintptr_t addr, uint32_t index);

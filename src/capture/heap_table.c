@@ -104,14 +104,32 @@ static inline uint32_t bucket_home(uint64_t stack_hash, uint64_t size)
     return (uint32_t)(h >> (64 - BUCKET_INDEX_LOG2));
 }
 
+static inline uint32_t size_key(uint64_t size)
+{
+    return size < CP_HEAP_SIZE_KEY_MAX ? (uint32_t)size : CP_HEAP_SIZE_KEY_MAX;
+}
+
 void cp_heap_bucket_prefetch(uint64_t stack_hash, uint64_t size)
 {
     _Atomic uint32_t *ix = atomic_load_explicit(&heap_table.index,
                                                 memory_order_acquire);
     if (ix)
-        __builtin_prefetch((const void *)&ix[bucket_home(
-            stack_hash,
-            size < CP_HEAP_SIZE_KEY_MAX ? size : CP_HEAP_SIZE_KEY_MAX)]);
+        __builtin_prefetch(
+            (const void *)&ix[bucket_home(stack_hash, size_key(size))]);
+}
+
+void cp_heap_bucket_prefetch_counts(uint64_t stack_hash, uint64_t size)
+{
+    cp_heap_bucket *b = atomic_load_explicit(&heap_table.buckets,
+                                             memory_order_acquire);
+    _Atomic uint32_t *ix = atomic_load_explicit(&heap_table.index,
+                                                memory_order_acquire);
+    if (!b || !ix)
+        return;
+    uint32_t e = atomic_load_explicit(
+        &ix[bucket_home(stack_hash, size_key(size))], memory_order_relaxed);
+    if (e != 0 && e <= BUCKET_MAX)
+        __builtin_prefetch((const void *)&b[e - 1], 1);
 }
 
 /* Anonymous memory; populate: fault every page in now, in one system
@@ -199,7 +217,7 @@ cp_heap_bucket *cp_heap_bucket_get(uint32_t stack_id, uint64_t stack_hash,
     if (!b || !ix)
         return NULL;
     uint64_t key = ((uint64_t)stack_id + 1) << 32 |
-                   (size < CP_HEAP_SIZE_KEY_MAX ? size : CP_HEAP_SIZE_KEY_MAX);
+                   size_key(size);
     uint32_t i = bucket_home(stack_hash, key & 0xffffffffu);
     uint32_t spare = UINT32_MAX; /* a bucket claimed and keyed, unpublished */
     cp_heap_bucket *found = NULL;

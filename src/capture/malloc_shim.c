@@ -807,12 +807,13 @@ static inline __attribute__((always_inline)) void record_here(void *p,
         goto out;
     }
     /* The address set's line for p loads while we unwind, and so does
-     * the bucket index line of this size at the thread's last sampled
-     * stack (a loop's allocation site samples the same stack again). */
+     * the bucket of this size at the thread's last sampled stack (a
+     * loop's allocation site samples the same stack again); its index
+     * line had time to load if the caller prefetched it (sample_ahead). */
     if (!shim.headers)
         cp_heap_addr_prefetch((uintptr_t)p);
     if (heap_tls.memo_table)
-        cp_heap_bucket_prefetch(heap_tls.memo_hash, n);
+        cp_heap_bucket_prefetch_counts(heap_tls.memo_hash, n);
     uintptr_t raw[HEAP_STACK_DEPTH + 8];
     const uintptr_t *pcs;
     size_t depth = allocation_stack(raw, cp_unwind_self(raw, HEAP_STACK_DEPTH + 8),
@@ -1014,10 +1015,21 @@ __attribute__((constructor)) static void shim_init(void)
 
 #define CALLER() ((uintptr_t)__builtin_return_address(0))
 
+/* Starts loading what recording an n-byte sample will write first, so
+ * that it arrives while the real allocator runs: this thread's recording
+ * stripe, and the bucket index line of its last sampled stack. */
+static inline void sample_ahead(size_t n)
+{
+    __builtin_prefetch(recording_stripe(), 1);
+    if (heap_tls.memo_table)
+        cp_heap_bucket_prefetch(heap_tls.memo_hash, n);
+}
+
 /* A sampled malloc, reached by a tail call: its frame replaces
  * malloc_slow's, right below the caller's. */
 static __attribute__((noinline)) void *malloc_sampled(size_t n, uintptr_t ra)
 {
+    sample_ahead(n);
     void *p = shim.headers ? hdr_alloc(HDR_SIZE, n, false) : shim.malloc(n);
     if (p)
         record_here(p, n, ra);
