@@ -33,7 +33,10 @@
  *     never hold them.  It is loaded with dlopen at first prepare (normal
  *     context) so the build needs no link dependency.
  *   - The frame-pointer walk requires the chain to climb strictly inside
- *     the stack bounds.
+ *     the stack bounds, and every return address to be a user-space
+ *     address.  cp_unwind_self does not walk before the address table
+ *     exists (other libraries' constructors allocating before ours):
+ *     only its own frame, so the caller keeps the allocation's site.
  *   - cp_unwind_self keeps, per slot of threads (a try-lock, never
  *     waited on), a replay memo of its last CFI walk: the stack words it
  *     read; a walk from the same registers whose words still hold those
@@ -363,6 +366,9 @@ static inline bool stack_read(uintptr_t addr, uintptr_t lo, uintptr_t hi,
 
 /* --------------------------------------------------- frame-pointer walk */
 
+/* x86-64 user space ends below 2^47: a "return address" above is data. */
+#define USER_ADDR_END ((uintptr_t)1 << 47)
+
 static size_t walk_fp(const regs *rg, const cp_unwind_table *tab,
                       uintptr_t lo, uintptr_t hi, uintptr_t *pcs, size_t n,
                       size_t max)
@@ -385,8 +391,8 @@ static size_t walk_fp(const regs *rg, const cp_unwind_table *tab,
         if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & 7) != 0)
             break;
         uintptr_t next = load_word(fp), ret = load_word(fp + 8);
-        if (ret < 4096)
-            break;
+        if (ret < 4096 || ret >= USER_ADDR_END)
+            break; /* not a user-space code address: not a frame */
         pcs[n++] = ret;
         if (next <= fp) /* the chain must climb towards the stack top */
             break;
@@ -795,7 +801,14 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
         walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi, .tab = tab };
         n = walk_dwarf(&w, pcs, max);
     }
-    if (n == 0 || (n == 1 && mode == CP_UNWIND_AUTO)) {
+    if (self && !tab) {
+        /* Library constructors that run before ours allocate before the
+         * table exists; a frame-pointer walk from here would pass
+         * through their frames (mostly built without frame pointers) on
+         * guesses.  The caller keeps the allocation's own site. */
+        pcs[0] = start.r[CP_CFI_RA];
+        n = 1;
+    } else if (n == 0 || (n == 1 && mode == CP_UNWIND_AUTO)) {
         /* FP walk: the only mode without unwind tables, and AUTO's
          * fallback when DWARF knew nothing past the leaf (JIT code). */
         pcs[0] = start.r[CP_CFI_RA];

@@ -207,11 +207,38 @@ static void test_corrupt_context_never_faults(void **state)
     }
 }
 
+/* A frame-pointer chain whose second return address is no user-space
+ * address (stale data where a frame was expected): the walk keeps the
+ * frame before it and stops there. */
+static void test_fp_walk_stops_at_non_code_return(void **state)
+{
+    assert_int_equal(cp_unwind_thread_prepare(), 0);
+    volatile uintptr_t chain[6];
+    ucontext_t uc;
+    getcontext(&uc);
+    chain[0] = (uintptr_t)&chain[2]; /* climbs: the next frame is above */
+    chain[1] = (uintptr_t)&test_fp_walk_stops_at_non_code_return + 16;
+    chain[2] = (uintptr_t)&chain[4];
+    chain[3] = UINT64_C(0xa3a0d983fc0d5700);
+    chain[4] = 0;
+    chain[5] = 0;
+    uc.uc_mcontext.gregs[REG_RBP] = (greg_t)(uintptr_t)&chain[0];
+    uintptr_t pcs[DEPTH];
+    size_t n = cp_unwind_signal(&uc, pcs, DEPTH, CP_UNWIND_FP);
+    bool kept = false;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(pcs[i] < (UINT64_C(1) << 47));
+        kept |= pcs[i] == chain[1];
+    }
+    assert_true(kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_leaf_is_interrupted_pc),
         cmocka_unit_test(test_corrupt_context_never_faults),
+        cmocka_unit_test(test_fp_walk_stops_at_non_code_return),
         cmocka_unit_test(test_dwarf_walk_finds_chain),
         cmocka_unit_test(test_auto_walk_finds_chain),
         cmocka_unit_test(test_fp_walk_finds_chain),
