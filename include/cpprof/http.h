@@ -131,7 +131,8 @@ typedef struct cpprof_http_server cpprof_http_server;
  * Starts a server answering under /debug/pprof/ (and 404 elsewhere).
  * opts may be NULL.  -EINVAL for a malformed address, the bind/listen
  * errno (-EADDRINUSE, -EACCES, ...), -ENOMEM, -EIO if libmicrohttpd
- * refuses to start.
+ * refuses to start, -ELIBACC if it cannot be loaded (it is loaded with
+ * dlopen here, at the first start, rather than linked).
  */
 CPPROF_EXPORT int cpprof_http_server_start(const cpprof_http_options *opts,
                              cpprof_http_server **out);

@@ -38,6 +38,7 @@ const char *cpprof_strerror(int err)
     case -EADDRINUSE: return "address already in use";
     case -EADDRNOTAVAIL: return "address not available";
     case -EPROTO:    return "malformed profile data";
+    case -ELIBACC:   return "libmicrohttpd could not be loaded";
     default:
         return err < 0 ? "unknown error" : "not an error code";
     }

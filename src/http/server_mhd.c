@@ -9,12 +9,18 @@
  * connection with the finished response.  Responses are buffered whole
  * (profiles are small) and sent with a Content-Length.
  *
+ * libmicrohttpd is loaded with dlopen when the first server starts, not
+ * linked: it brings GnuTLS and ten more libraries (~2 ms of start-up)
+ * into every process that loads libcpprof, serving HTTP or not.  Without
+ * it, starting a server fails with -ELIBACC.
+ *
  * Called by applications, by the service and at library load (env vars).
  * A server handle is used by one controlling thread; its callbacks run on
  * libmicrohttpd's threads and on the waiting threads, and share only the
  * counters in struct cpprof_http_server (under its lock).  Never from a
  * signal handler.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -36,6 +42,47 @@
 #include "http/http_internal.h"
 
 #define PPROF_PREFIX "/debug/pprof/"
+
+/* The libmicrohttpd functions used here, found by mhd_load. */
+static struct {
+    pthread_once_t once;
+    bool loaded;
+    __typeof__(MHD_start_daemon) *start_daemon;
+    __typeof__(MHD_stop_daemon) *stop_daemon;
+    __typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+    __typeof__(MHD_add_response_header) *add_response_header;
+    __typeof__(MHD_queue_response) *queue_response;
+    __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_get_connection_info) *get_connection_info;
+    __typeof__(MHD_lookup_connection_value) *lookup_connection_value;
+    __typeof__(MHD_suspend_connection) *suspend_connection;
+    __typeof__(MHD_resume_connection) *resume_connection;
+} mhd = { .once = PTHREAD_ONCE_INIT };
+
+static void mhd_load(void)
+{
+    const char *names[] = { CPPROF_MHD_SONAME, "libmicrohttpd.so" };
+    void *lib = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !lib; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return;
+    bool ok = true;
+#define MHD_FIND(field)                                                   \
+    ok &= (*(void **)&mhd.field = dlsym(lib, "MHD_" #field)) != NULL
+    MHD_FIND(start_daemon);
+    MHD_FIND(stop_daemon);
+    MHD_FIND(create_response_from_buffer);
+    MHD_FIND(add_response_header);
+    MHD_FIND(queue_response);
+    MHD_FIND(destroy_response);
+    MHD_FIND(get_connection_info);
+    MHD_FIND(lookup_connection_value);
+    MHD_FIND(suspend_connection);
+    MHD_FIND(resume_connection);
+#undef MHD_FIND
+    mhd.loaded = ok; /* a library missing one of them stays loaded, unused */
+}
 
 struct cpprof_http_server {
     cpprof_http_handler *handler;
@@ -205,30 +252,30 @@ static void run_handler(conn_ctx *c, bool may_wait)
 static enum MHD_Result queue_plain(struct MHD_Connection *conn, int status,
                                    const char *text, const char *location)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
+    struct MHD_Response *r = mhd.create_response_from_buffer(
         strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    mhd.add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    mhd.add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (location)
-        MHD_add_response_header(r, "Location", location);
-    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)status, r);
-    MHD_destroy_response(r);
+        mhd.add_response_header(r, "Location", location);
+    enum MHD_Result ok = mhd.queue_response(conn, (unsigned)status, r);
+    mhd.destroy_response(r);
     return ok;
 }
 
 static enum MHD_Result queue_result(conn_ctx *c)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
+    struct MHD_Response *r = mhd.create_response_from_buffer(
         c->out_len, c->out ? c->out : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     for (size_t i = 0; i < c->nhdr; i++)
-        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+        mhd.add_response_header(r, c->hdr[i].name, c->hdr[i].value);
     enum MHD_Result ok =
-        MHD_queue_response(c->conn, (unsigned)(c->status ? c->status : 500), r);
-    MHD_destroy_response(r);
+        mhd.queue_response(c->conn, (unsigned)(c->status ? c->status : 500), r);
+    mhd.destroy_response(r);
     return ok;
 }
 
@@ -242,7 +289,7 @@ static void *waiting_thread(void *arg)
     c->state = ST_READY;
     pthread_mutex_unlock(&srv->lock);
     /* From here c belongs to libmicrohttpd again (it may free it). */
-    MHD_resume_connection(conn);
+    mhd.resume_connection(conn);
     pthread_mutex_lock(&srv->lock);
     if (--srv->waiting == 0)
         pthread_cond_broadcast(&srv->idle);
@@ -255,7 +302,7 @@ static bool start_waiting(conn_ctx *c)
 {
     cpprof_http_server *srv = c->srv;
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        mhd.get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : -1;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -264,7 +311,7 @@ static bool start_waiting(conn_ctx *c)
     srv->waiting++;
     c->state = ST_RUNNING;
     pthread_mutex_unlock(&srv->lock);
-    MHD_suspend_connection(c->conn);
+    mhd.suspend_connection(c->conn);
     pthread_t t;
     int rc = pthread_create(&t, &attr, waiting_thread, c);
     pthread_attr_destroy(&attr);
@@ -274,7 +321,7 @@ static bool start_waiting(conn_ctx *c)
     srv->waiting--;
     c->state = ST_BODY;
     pthread_mutex_unlock(&srv->lock);
-    MHD_resume_connection(c->conn);
+    mhd.resume_connection(c->conn);
     return false;
 }
 
@@ -297,7 +344,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         }
         c->path = strdup(url + strlen(PPROF_PREFIX));
         snprintf(c->method, sizeof c->method, "%s", method);
-        const char *auth = MHD_lookup_connection_value(
+        const char *auth = mhd.lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         c->auth = auth ? strdup(auth) : NULL;
         if (!c->path || (auth && !c->auth))
@@ -483,6 +530,9 @@ static int server_start(const cpprof_http_options *opts,
     if (!out)
         return -EINVAL;
     *out = NULL;
+    pthread_once(&mhd.once, mhd_load);
+    if (!mhd.loaded)
+        return -ELIBACC;
     cpprof_http_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
@@ -509,7 +559,7 @@ static int server_start(const cpprof_http_options *opts,
 #endif
     /* Its threads (and those they start) are created inside the caller's
      * own section, so their allocations are never sampled either. */
-    srv->daemon = MHD_start_daemon(
+    srv->daemon = mhd.start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->opts.thread_pool_size,
@@ -553,7 +603,7 @@ void cpprof_http_server_stop(cpprof_http_server *s)
     while (s->waiting > 0)
         pthread_cond_wait(&s->idle, &s->lock);
     pthread_mutex_unlock(&s->lock);
-    MHD_stop_daemon(s->daemon);
+    mhd.stop_daemon(s->daemon);
     server_free(s);
 }
 

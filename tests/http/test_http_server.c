@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,9 +580,37 @@ static void test_bad_options(void **state)
     cpprof_http_server_stop(NULL);
 }
 
+/* Whether libmicrohttpd is mapped into this process. */
+static bool mhd_mapped(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof line, f))
+        found |= strstr(line, "libmicrohttpd") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* libmicrohttpd (and GnuTLS behind it) is loaded when the first server
+ * starts, not with the library: the first test, before any start. */
+static void test_libmicrohttpd_loads_with_the_first_server(void **state)
+{
+    (void)state;
+    assert_false(mhd_mapped());
+    cpprof_http_server *s;
+    assert_int_equal(cpprof_http_server_start(
+                         &(cpprof_http_options){.address = "127.0.0.1:0"}, &s),
+                     0);
+    assert_true(mhd_mapped());
+    cpprof_http_server_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_libmicrohttpd_loads_with_the_first_server),
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_cmdline),
         cmocka_unit_test(test_named_profile),
