@@ -4,7 +4,8 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config zlib1g-dev libunwind-dev libdw-dev
-libelf-dev libmicrohttpd-dev libcmocka-dev golang-go curl"
+libelf-dev libmicrohttpd-dev libcmocka-dev golang-go curl libjemalloc2
+libtcmalloc-minimal4"
 
 missing=""
 for p in $PACKAGES; do

@@ -5,8 +5,8 @@
  * malloc_usable_size when libcpprof is linked into a program or
  * LD_PRELOADed; forwards each call to the next definition in symbol
  * order (glibc's, or jemalloc/tcmalloc when the program uses one).  C++
- * operator new/delete are not interposed: libstdc++ and libc++ implement
- * them on top of malloc/free, so they are seen here.
+ * operator new/delete reach it through libstdc++'s (built on malloc) or
+ * through capture/new_shim.c (for allocators that define their own).
  *
  * Called by every thread of the process, from any context the program
  * allocates in (including, illegally but commonly, signal handlers).
