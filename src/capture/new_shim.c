@@ -22,8 +22,10 @@
  * order and is left alone.  A C program never calls any of these.
  *
  * THE FENCE: runs inside the allocator, like malloc_shim.c: no lock, no
- * allocation of its own (dlsym's, at the first call, go to the malloc
- * shim's bootstrap arena), errno untouched but by the real calls.
+ * allocation of its own, errno untouched but by the real calls.  The
+ * next definitions are looked up (dlsym, dladdr: the loader lock) by our
+ * constructor, or by the first call if a library constructor that runs
+ * before ours calls new; never later.
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -82,7 +84,9 @@ static int new_mode(void)
     if (mode != NEW_UNRESOLVED)
         return mode;
     /* Two threads may both resolve: they write the same values. */
-    for (int i = 0; i < NEW_SYMS; i++)
+    /* No next operator new (a C program): skip the other nineteen. */
+    new_shim.next[NW] = dlsym(RTLD_NEXT, new_names[NW]);
+    for (int i = 1; i < NEW_SYMS && new_shim.next[NW]; i++)
         new_shim.next[i] = dlsym(RTLD_NEXT, new_names[i]);
     /* Sample when the allocator defines new itself, and also when some
      * next definition is missing (a libstdc++ loaded where RTLD_NEXT
@@ -96,6 +100,17 @@ static int new_mode(void)
                : NEW_FORWARD;
     atomic_store_explicit(&new_shim.mode, mode, memory_order_release);
     return mode;
+}
+
+/* Resolved by our constructor, like the malloc shim's real functions, so
+ * that no later call takes the loader lock (dlsym) from inside a
+ * program's allocation; constructors of libraries initialized before ours
+ * that call new resolve it on that first call instead.  In a C program
+ * nothing is found: sample mode then, harmless since nothing calls new
+ * (a C++ plugin dlopen'ed later gets malloc-based new, as libstdc++'s). */
+__attribute__((constructor)) static void new_shim_init(void)
+{
+    new_mode();
 }
 
 /*
