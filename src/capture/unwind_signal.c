@@ -858,9 +858,21 @@ static void memo_fork_child(void)
         atomic_store_explicit(&unwind_state.memo[i].busy, 0,
                               memory_order_relaxed);
     }
+    /* A parent thread inside cp_unwind_refresh (the CPU drain refreshes
+     * when a walk met unknown code) left the refresh lock held, and any
+     * walk in progress stays counted in readers: the child would hang on
+     * the lock (preload's fork handler restarts the CPU profile, which
+     * refreshes) or wait a second on every refresh.  Neither thread
+     * exists here.  The table is whichever one was published; one being
+     * built is leaked. */
+    pthread_mutex_init(&unwind_state.refresh_lock, NULL);
+    atomic_store_explicit(&unwind_state.readers, 0, memory_order_relaxed);
 }
 
-__attribute__((constructor)) static void memo_fork_register(void)
+/* Ahead of the default-priority constructors, so that this child handler
+ * runs before any other of ours that may refresh (preload's restarts the
+ * CPU profile): child handlers run in registration order. */
+__attribute__((constructor(102))) static void memo_fork_register(void)
 {
     pthread_atfork(NULL, NULL, memo_fork_child);
 }

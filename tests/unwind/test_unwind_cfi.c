@@ -671,6 +671,54 @@ static void test_fork_releases_replay_memos(void **state)
     assert_true(held_in_parent > 0);
 }
 
+/* A thread that keeps the address table rebuilding: each dlopen or
+ * dlclose changes the loader's counters, so every refresh rebuilds. */
+static atomic_int refresh_stop;
+
+static void *refresher(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&refresh_stop)) {
+        void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+        cp_unwind_refresh();
+        if (h)
+            dlclose(h);
+        cp_unwind_refresh();
+    }
+    return NULL;
+}
+
+/*
+ * Forks while another thread is inside cp_unwind_refresh: the child (a
+ * preloaded process restarts its CPU profile in its fork handler, which
+ * refreshes) must be able to refresh, walk and exit.  Before, the child
+ * inherited the refresh lock held and hung for good (seen: a bash under
+ * pyenv, forked while the CPU drain refreshed).  A child that hangs is
+ * killed by its alarm and fails the test.
+ */
+static void test_fork_during_refresh(void **state)
+{
+    (void)state;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, refresher, NULL), 0);
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(5);
+            uintptr_t pcs[16];
+            int rc = cp_unwind_refresh();
+            _exit(rc == 0 && cp_unwind_self(pcs, 16) >= 2 ? 0 : 1);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    atomic_store(&refresh_stop, 1);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_tables),
         cmocka_unit_test(test_rule_cache),
         cmocka_unit_test(test_fork_releases_replay_memos),
+        cmocka_unit_test(test_fork_during_refresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
