@@ -13,6 +13,7 @@
 
 #include "cpprof.h"
 #include "encode/decode.h"
+#include "profile_sums.h"
 #include "support.h"
 
 #define NOINLINE __attribute__((noinline))
@@ -65,21 +66,6 @@ static inline char *st_profile_text(const char *name)
     return s;
 }
 
-static inline bool st_sample_has(const cp_decoded *d, const cp_dec_sample *s,
-                                 const char *func)
-{
-    for (size_t i = 0; i < s->nlocs; i++) {
-        const cp_dec_location *loc = cp_decoded_location(d, s->location_ids[i]);
-        for (size_t j = 0; loc && j < loc->nlines; j++) {
-            const cp_dec_function *f =
-                cp_decoded_function(d, loc->lines[j].function_id);
-            if (f && f->name && strcmp(f->name, func) == 0)
-                return true;
-        }
-    }
-    return false;
-}
-
 /* Sum of value `type` over samples whose stack contains func (any
  * samples when func is NULL). */
 static inline int64_t st_sum(const cp_decoded *d, const char *type,
@@ -89,7 +75,7 @@ static inline int64_t st_sum(const cp_decoded *d, const char *type,
     assert_true(vi >= 0);
     int64_t sum = 0;
     for (size_t i = 0; i < d->nsamples; i++)
-        if (func == NULL || st_sample_has(d, &d->samples[i], func))
+        if (func == NULL || ht_sample_has(d, &d->samples[i], func))
             sum += d->samples[i].values[vi];
     return sum;
 }
@@ -99,7 +85,7 @@ static inline const char *st_leaf_of(const cp_decoded *d, const char *func)
 {
     for (size_t i = 0; i < d->nsamples; i++) {
         const cp_dec_sample *s = &d->samples[i];
-        if (!st_sample_has(d, s, func) || s->nlocs == 0)
+        if (!ht_sample_has(d, s, func) || s->nlocs == 0)
             continue;
         const cp_dec_location *loc = cp_decoded_location(d, s->location_ids[0]);
         if (loc == NULL || loc->nlines == 0)
