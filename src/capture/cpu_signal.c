@@ -23,6 +23,7 @@
 #include "capture/cpu_signal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -163,6 +164,25 @@ int cp_cpu_signal_install(void)
         return -errno;
     atomic_store(&cpu_sig.installed, 1);
     return 0;
+}
+
+void cp_cpu_signal_admit_thread(void)
+{
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 ||
+        sigismember(&cur, SIGPROF) != 1)
+        return;
+    struct sigaction old;
+    if (sigaction(SIGPROF, NULL, &old) != 0)
+        return;
+    bool ours = (old.sa_flags & SA_SIGINFO) &&
+                old.sa_sigaction == cp_cpu_on_sigprof;
+    if (!ours && ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL))
+        return;
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_UNBLOCK, &prof, NULL);
 }
 
 int cp_cpu_signal_enable(size_t slots, enum cp_unwind_mode mode, bool itimer)

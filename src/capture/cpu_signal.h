@@ -57,6 +57,16 @@ typedef struct cp_cpu_record {
  */
 int cp_cpu_signal_install(void);
 /*
+ * Unblocks SIGPROF in the calling thread if it is blocked there and the
+ * signal is ours to use: our handler, or the default action (SIG_DFL:
+ * no one relies on a thread-directed SIGPROF then; SIG_IGN and a
+ * program's own handler are left alone).  Threads that start with every
+ * signal blocked (a common way to keep signals on one thread) would
+ * otherwise never take their timer's SIGPROF, and their CPU time would be
+ * missing from every profile.  Normal context, the calling thread only.
+ */
+void cp_cpu_signal_admit_thread(void);
+/*
  * Allocates the ring (slots rounded up to a power of two) and enables
  * sampling with the given unwinder; itimer selects the process-wide
  * setitimer signals (SI_KERNEL) instead of per-thread timer signals

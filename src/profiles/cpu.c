@@ -90,6 +90,10 @@ static struct {
     bool drain_stop;
     armed_thread *armed;
     size_t narmed, cap;
+    /* Threads armed by tid that had SIGPROF blocked (their timer's
+     * signals stay pending: their CPU time is missing), the first few. */
+    unsigned nblocked;
+    pid_t blocked[4];
 } cpu_state = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .once = PTHREAD_ONCE_INIT,
@@ -149,6 +153,27 @@ static unsigned long long thread_start_time(pid_t tid)
         }
     }
     return start;
+}
+
+/* Whether thread tid blocks SIGPROF now (its SigBlk mask in
+ * /proc/self/task/TID/status); false when that cannot be read. */
+static bool thread_blocks_sigprof(pid_t tid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool blocked = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long mask;
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
+            blocked = (mask >> (SIGPROF - 1)) & 1;
+            break;
+        }
+    }
+    fclose(f);
+    return blocked;
 }
 
 static armed_thread *armed_find(pid_t tid)
@@ -231,6 +256,13 @@ static int rescan_threads(void)
         if (a)
             continue;
         int rc = arm_thread(tid, thread_start_time(tid));
+        if (rc == 0 && thread_blocks_sigprof(tid)) {
+            /* Started before the library could unblock it at its start
+             * (cp_cpu_thread_start), or blocked it since. */
+            if (cpu_state.nblocked < 4)
+                cpu_state.blocked[cpu_state.nblocked] = tid;
+            cpu_state.nblocked++;
+        }
         if (rc == 0)
             any = true;
         else if (!err && rc != -EINVAL) /* EINVAL: the thread just exited */
@@ -273,6 +305,10 @@ static int itimer_set(int64_t period)
 
 void cp_cpu_thread_start(void)
 {
+    /* Whether or not a profile runs now: one may start later, and this
+     * thread's mask may have come from a creator that blocked every
+     * signal around pthread_create. */
+    cp_cpu_signal_admit_thread();
     if (!atomic_load(&cpu_state.sampling)) /* rechecked under the lock */
         return;
     cp_unwind_thread_prepare();
@@ -493,6 +529,7 @@ static int cpu_start(cpprof_writer *w)
     cpu_state.model_err = 0;
     cpu_state.lost = 0;
     cpu_state.taken = 0;
+    cpu_state.nblocked = 0;
     cpu_state.w = w;
     cpu_state.start_wall = now_ns(CLOCK_REALTIME);
     cpu_state.start_mono = now_ns(CLOCK_MONOTONIC);
@@ -572,6 +609,19 @@ static int write_profile(void)
                  "while profiling (%lld of %lld ms)",
                  (int)(100.0 * (double)seen / (double)used),
                  (long long)(seen / 1000000), (long long)(used / 1000000));
+        cp_profile_add_comment(p, text);
+    }
+    if (cpu_state.nblocked > 0) {
+        char text[200];
+        int n = snprintf(text, sizeof text,
+                         "cpprof: %u thread(s) blocked SIGPROF, so their CPU "
+                         "time is missing (tid",
+                         cpu_state.nblocked);
+        for (unsigned i = 0; i < cpu_state.nblocked && i < 4; i++)
+            n += snprintf(text + n, sizeof text - (size_t)n, " %d",
+                          (int)cpu_state.blocked[i]);
+        snprintf(text + n, sizeof text - (size_t)n, "%s)",
+                 cpu_state.nblocked > 4 ? " ..." : "");
         cp_profile_add_comment(p, text);
     }
     if (cpu_state.model_err)

@@ -9,7 +9,8 @@
  * coming and going; read() on a pipe is not broken by SIGPROF (per-thread
  * timers and the setitimer fallback); fork with and without exec; dlopen
  * and dlclose of sampled code; no SIGPROF once stop returns; a program's
- * own SIGPROF handler is refused with -EBUSY.
+ * own SIGPROF handler is refused with -EBUSY; a thread born with every
+ * signal blocked is sampled all the same.
  */
 #include "support.h"
 
@@ -69,6 +70,19 @@ static void test_api_errors(void **state)
     assert_int_equal(cpprof_writer_close(w), 0);
 }
 
+/* A thread's sampled CPU time against its own clock's. */
+static void assert_share(double got, double truth)
+{
+#ifdef CPPROF_SANITIZER_BUILD
+    /* Instrumented builds on a loaded machine: the share is still the
+     * thread's, but the accuracy itself is tested in normal builds. */
+    const double tolerance = 0.4;
+#else
+    const double tolerance = 0.1;
+#endif
+    assert_true(got > truth * (1 - tolerance) && got < truth * (1 + tolerance));
+}
+
 __attribute__((noinline)) void *cpt_sleeper(void *arg)
 {
     struct timespec ts = { 0, 300 * 1000000L };
@@ -111,16 +125,78 @@ static void test_sleeper_none_late_thread_share(void **state)
     double got = cpt_total_in(d, "cpt_late_worker", 1) / 1e9;
     printf("sleeper: profile %.3fs; late thread: truth %.3fs, profile "
            "%.3fs\n", slept, truth, got);
-#ifdef CPPROF_SANITIZER_BUILD
-    /* Instrumented builds on a loaded machine: the share is still the
-     * late thread's, but the accuracy itself is tested in normal builds. */
-    const double tolerance = 0.4;
-#else
-    const double tolerance = 0.1;
-#endif
-    assert_true(got > truth * (1 - tolerance) && got < truth * (1 + tolerance));
+    assert_share(got, truth);
     free(cpt_pprof("-top", path));
     cp_decoded_free(d);
+    cpt_tmpdir_remove(dir);
+    free(path);
+    free(dir);
+}
+
+static pthread_barrier_t self_block_go;
+
+/* Blocks SIGPROF itself, then spins once profiling has started: the
+ * library cannot unblock it, so its time is missing and the profile
+ * must say so. */
+__attribute__((noinline)) void *cpt_self_blocking_worker(void *arg)
+{
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, NULL);
+    pthread_barrier_wait(&self_block_go);
+    spin_cpu(0.1);
+    return NULL;
+}
+
+/*
+ * A thread created while its creator blocks every signal (xz and many
+ * servers do this, to keep signals on one thread) inherits that mask;
+ * its timer's SIGPROF would stay pending and none of its CPU time would
+ * be sampled.  It must get its share like any thread; a thread that
+ * blocks SIGPROF itself before profiling starts is named in a comment.
+ */
+static void test_thread_started_with_signals_blocked(void **state)
+{
+    char *dir = cpt_tmpdir(), *path = cpt_path(dir, "cpu.pb.gz");
+    assert_int_equal(pthread_barrier_init(&self_block_go, NULL, 2), 0);
+    pthread_t selfb;
+    assert_int_equal(pthread_create(&selfb, NULL, cpt_self_blocking_worker,
+                                    NULL), 0);
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    cpt_cpu_start_file(path);
+    pthread_barrier_wait(&self_block_go);
+
+    sigset_t all, old;
+    sigfillset(&all);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &all, &old), 0);
+    pthread_t masked;
+    double truth = 0;
+    assert_int_equal(pthread_create(&masked, NULL, cpt_late_worker, &truth), 0);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+    pthread_join(masked, NULL);
+    pthread_join(selfb, NULL);
+    /* The creator's own mask is the program's business: untouched. */
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    assert_int_equal(sigismember(&now, SIGPROF), sigismember(&old, SIGPROF));
+
+    cp_decoded *d = cpt_cpu_stop_decode(path);
+    double got = cpt_total_in(d, "cpt_late_worker", 1) / 1e9;
+    double missed = cpt_total_in(d, "cpt_self_blocking_worker", 1) / 1e9;
+    printf("thread created with signals blocked: truth %.3fs, profile "
+           "%.3fs; self-blocking thread %.3fs\n", truth, got, missed);
+    assert_share(got, truth);
+    assert_true(missed < 0.01);
+    bool named = false;
+    for (size_t i = 0; i < d->ncomments; i++)
+        named |= strstr(d->comments[i], "1 thread(s) blocked SIGPROF") != NULL;
+    assert_true(named);
+    char *top = cpt_pprof("-top", path);
+    assert_non_null(strstr(top, "cpt_late_worker"));
+    free(top);
+    cp_decoded_free(d);
+    pthread_barrier_destroy(&self_block_go);
     cpt_tmpdir_remove(dir);
     free(path);
     free(dir);
@@ -340,6 +416,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_sleeper_none_late_thread_share),
+        cmocka_unit_test(test_thread_started_with_signals_blocked),
         cmocka_unit_test(test_thousand_cycles),
         cmocka_unit_test(test_blocked_read_thread_timers),
         cmocka_unit_test(test_blocked_read_setitimer),
