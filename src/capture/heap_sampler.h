@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capture/own_section.h"
 #include "model/stack_table.h"
 
 /* Sizes of at least this are keyed together (their bytes stay exact). */
@@ -112,15 +113,5 @@ uint64_t cp_heap_dropped(void);
  * thread that draws its next interval after this call reseeds from seed. */
 void cp_heap_seed(uint64_t seed);
 
-/* The profiler's own allocations.  Between cp_heap_own_begin and
- * cp_heap_own_end this thread's allocations are never sampled (what
- * building, symbolizing and writing a profile allocates is not the
- * program's); the pair nests, end restoring what begin returned.
- * cp_heap_own_now tells whether the thread is inside such a section
- * (threads the profiler creates from one inherit it: capture/
- * thread_shim.c).  Any context; a thread-local flag. */
-bool cp_heap_own_begin(void);
-void cp_heap_own_end(bool was_own);
-bool cp_heap_own_now(void);
 
 #endif

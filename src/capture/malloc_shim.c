@@ -263,7 +263,7 @@ static __thread struct {
     uint64_t rng;      /* xorshift64* state */
     uint32_t epoch;    /* shim.epoch when the interval was drawn */
     bool guard;        /* inside record(), or the profiler's own work
-                          (cp_heap_own_begin): do not sample, do not
+                          (cp_own_begin): do not sample, do not
                           recurse */
     bool resolving;    /* this thread runs dlsym for the shim */
     uint8_t retarget;  /* sampled allocs + frees until the next
@@ -1006,9 +1006,9 @@ __attribute__((constructor)) static void shim_init(void)
 {
     resolved();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     cp_unwind_thread_prepare();
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
 }
 
 /* ---------------------------------------------------- interposed calls */
@@ -1413,38 +1413,44 @@ bool cp_heap_headers(void)
 
 /* The re-entry guard doubles as the "own allocations" flag: both mean
  * "do not sample this thread's allocations now". */
-bool cp_heap_own_begin(void)
+bool cp_own_begin(void)
 {
     bool was = heap_tls.guard;
     heap_tls.guard = true;
     return was;
 }
 
-void cp_heap_own_end(bool was_own)
+void cp_own_end(bool was_own)
 {
     heap_tls.guard = was_own;
 }
 
-bool cp_heap_own_now(void)
+bool cp_own_now(void)
 {
     return heap_tls.guard;
 }
 
 #else /* CPPROF_SANITIZER_BUILD: the sanitizer's allocator stays in place */
 
-bool cp_heap_own_begin(void)
+/* No heap sampling, but the block and mutex profiles still leave the
+ * profiler's own work out (capture/own_section.h). */
+static __thread bool own_section __attribute__((tls_model("initial-exec")));
+
+bool cp_own_begin(void)
 {
-    return false;
+    bool was = own_section;
+    own_section = true;
+    return was;
 }
 
-void cp_heap_own_end(bool was_own)
+void cp_own_end(bool was_own)
 {
-    (void)was_own;
+    own_section = was_own;
 }
 
-bool cp_heap_own_now(void)
+bool cp_own_now(void)
 {
-    return false;
+    return own_section;
 }
 
 bool cp_heap_interposed(void)

@@ -68,7 +68,7 @@
 #endif
 #endif
 
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "capture/sync_events.h"
 #include "capture/sync_shim.h"
 #include "capture/trace_events.h"
@@ -438,8 +438,8 @@ FENCE static void block_event(int rec, uint64_t t0, uint64_t t1, bool held)
 /* The block record for a wait at api, found before blocking. */
 FENCE static int block_record(int flags, const void *api)
 {
-    if ((flags & F_BLOCK) == 0)
-        return -1;
+    if ((flags & F_BLOCK) == 0 || cp_own_now())
+        return -1; /* off, or the profiler's own wait */
     uintptr_t pcs[CP_SYNC_DEPTH];
     size_t n = sync_stack(pcs, CP_SYNC_DEPTH, api);
     return record_find(CP_SYNC_BLOCK, pcs, n);
@@ -452,8 +452,8 @@ FENCE static void mutex_event(uint64_t waiters, uint64_t waited_ns,
 {
     int f = atomic_load_explicit(&sync_state.mutex_fraction,
                                  memory_order_relaxed);
-    if (f <= 0 || waiters == 0)
-        return;
+    if (f <= 0 || waiters == 0 || cp_own_now())
+        return; /* off, or the profiler's own lock */
     int64_t left = sync_tls.mutex_left;
     if (left <= 0 || left > 2 * (int64_t)f)
         left = mutex_gap(f);
@@ -1161,9 +1161,9 @@ static void set_flag(int flag, bool on)
 {
     if (on) {
         /* What deciding allocates (dlsym, pthread_atfork) is ours. */
-        bool was_own = cp_heap_own_begin();
+        bool was_own = cp_own_begin();
         sync_inline_decide();
-        cp_heap_own_end(was_own);
+        cp_own_end(was_own);
         atomic_fetch_or_explicit(&sync_state.flags, flag,
                                  memory_order_relaxed);
     } else

@@ -11,7 +11,7 @@
  *   - starts the new thread in a trampoline that installs the creator's
  *     profiler labels (Go's goroutines inherit them), marks the thread's
  *     allocations as the profiler's own (never sampled) when the creator
- *     was inside cp_heap_own_begin (the HTTP server's, the service's and
+ *     was inside cp_own_begin (the HTTP server's, the service's and
  *     the drain threads), calls the start hooks
  *     (capture/thread_hooks.h) before the user's routine, and the exit
  *     hooks when the routine returns, calls pthread_exit or is cancelled
@@ -32,7 +32,7 @@
 #include <stddef.h>
 
 #include "capture/backtrace.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "capture/thread_hooks.h"
 #include "core/labels.h"
 
@@ -111,11 +111,11 @@ static void *cpprof_thread_start(void *p)
     slot_release(i);
     /* What the start hooks allocate is the profiler's; a thread the
      * profiler started stays "own" for its whole life. */
-    cp_heap_own_begin();
+    cp_own_begin();
     cp_trace_thread_start();
     cp_labels_swap(s.labels);
     cp_cpu_thread_start();
-    cp_heap_own_end(s.own);
+    cp_own_end(s.own);
     void *ret;
     pthread_cleanup_push(thread_exit_hooks, NULL);
     ret = s.start(s.arg);
@@ -139,7 +139,7 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
         cp_label_set *labels = cp_labels_current();
         cp_label_set_retain(labels);
         shim_state.slots[i] = (shim_slot){ start, arg, labels,
-                                           cp_heap_own_now() };
+                                           cp_own_now() };
         rc = real(thread, attr, cpprof_thread_start, (void *)(intptr_t)i);
         if (rc != 0) {
             cp_label_set_release(labels);

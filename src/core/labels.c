@@ -11,7 +11,7 @@
  * context; every function acts on the calling thread only.
  */
 #include "core/labels.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -94,14 +94,14 @@ static int set_make(const cp_label_set *base, const char *const *kv,
     return 0;
 }
 
-/* set_make as the profiler's own allocation (capture/heap_sampler.h):
+/* set_make as the profiler's own allocation (capture/own_section.h):
  * label sets never show in the program's heap profile. */
 static int set_build(const cp_label_set *base, const char *const *kv,
                      size_t npairs, cp_label_set **out)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = set_make(base, kv, npairs, out);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 

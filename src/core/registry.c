@@ -210,16 +210,18 @@ static int profile_new(const char *name, cpprof_profile **out)
 }
 
 /* Profiles, their tables and stacks are the profiler's own allocations
- * (capture/heap_sampler.h): never in the program's heap profile. */
+ * (capture/own_section.h): never in the program's heap profile. */
 int cpprof_profile_new(const char *name, cpprof_profile **out)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = profile_new(name, out);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
-cpprof_profile *cpprof_profile_lookup(const char *name)
+/* Lookup, list and remove take the registry's locks: as the profiler's
+ * own work, a wait for them is no block or mutex event. */
+static cpprof_profile *profile_lookup(const char *name)
 {
     if (!name || registry_ready())
         return NULL;
@@ -231,7 +233,15 @@ cpprof_profile *cpprof_profile_lookup(const char *name)
     return p;
 }
 
-size_t cpprof_profile_list(cpprof_profile **out, size_t cap)
+cpprof_profile *cpprof_profile_lookup(const char *name)
+{
+    bool was_own = cp_own_begin();
+    cpprof_profile *p = profile_lookup(name);
+    cp_own_end(was_own);
+    return p;
+}
+
+static size_t profile_list(cpprof_profile **out, size_t cap)
 {
     if (registry_ready())
         return 0;
@@ -240,6 +250,14 @@ size_t cpprof_profile_list(cpprof_profile **out, size_t cap)
     for (size_t i = 0; out && i < n && i < cap; i++)
         out[i] = registry.all[i];
     pthread_mutex_unlock(&registry.lock);
+    return n;
+}
+
+size_t cpprof_profile_list(cpprof_profile **out, size_t cap)
+{
+    bool was_own = cp_own_begin();
+    size_t n = profile_list(out, cap);
+    cp_own_end(was_own);
     return n;
 }
 
@@ -331,9 +349,9 @@ __attribute__((noinline)) int cpprof_profile_add(cpprof_profile *p,
         pcs[0] = (uintptr_t)lost_profile_event + 1;
         depth = 1;
     }
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = custom_insert(p, (uintptr_t)value, pcs, depth);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
@@ -370,7 +388,7 @@ static int custom_insert(cpprof_profile *p, uintptr_t key,
     return rc;
 }
 
-int cpprof_profile_remove(cpprof_profile *p, const void *value)
+static int profile_remove(cpprof_profile *p, const void *value)
 {
     if (!p || !value)
         return -EINVAL;
@@ -409,6 +427,14 @@ int cpprof_profile_remove(cpprof_profile *p, const void *value)
     if (removed)
         atomic_fetch_sub_explicit(&p->count, 1, memory_order_relaxed);
     return 0;
+}
+
+int cpprof_profile_remove(cpprof_profile *p, const void *value)
+{
+    bool was_own = cp_own_begin();
+    int rc = profile_remove(p, value);
+    cp_own_end(was_own);
+    return rc;
 }
 
 /* ---------------------------------------------------------- writing */
@@ -492,7 +518,7 @@ int cp_registry_build(cpprof_profile *p, cp_profile **out)
     if (!p || !out)
         return -EINVAL;
     *out = NULL;
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc;
     if (p->builtin) {
         rc = p->builtin->build ? p->builtin->build(out) : -ENOSYS;
@@ -502,7 +528,7 @@ int cp_registry_build(cpprof_profile *p, cp_profile **out)
             qsort((*out)->samples, (*out)->nsamples, sizeof *(*out)->samples,
                   compare_samples_by_count);
     }
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
@@ -512,7 +538,7 @@ int cpprof_profile_write(cpprof_profile *p, cpprof_writer *w, int debug)
         return -EINVAL;
     /* What writing allocates (snapshots, symbols, buffers) is ours, not
      * the program's: kept out of the heap profile. */
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc;
     if (debug > 0 && p->builtin) {
         rc = p->builtin->write_text ? p->builtin->write_text(w, debug) : -ENOSYS;
@@ -530,7 +556,7 @@ int cpprof_profile_write(cpprof_profile *p, cpprof_writer *w, int debug)
         rc = cp_writer_flush(w);
     else
         cp_writer_fail(w, rc);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "core/writer.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 
 enum writer_kind { W_FD, W_FILE, W_BUFFER, W_CALLBACK, W_PATH };
 
@@ -64,13 +64,13 @@ static int writer_make(cpprof_writer **out, enum writer_kind kind)
     return 0;
 }
 
-/* writer_make as the profiler's own allocation (capture/heap_sampler.h):
+/* writer_make as the profiler's own allocation (capture/own_section.h):
  * writers never show in the program's heap profile. */
 static int writer_new(cpprof_writer **out, enum writer_kind kind)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = writer_make(out, kind);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
@@ -121,10 +121,10 @@ int cpprof_writer_open_path(cpprof_writer **out, const char *path)
     static atomic_uint serial;
     unsigned n = atomic_fetch_add(&serial, 1);
     size_t len = strlen(path) + 64;
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     char *tmp = malloc(len);
     char *final = strdup(path);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     if (!tmp || !final) {
         free(tmp);
         free(final);

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "core/registry.h"
 #include "core/writer.h"
 #include "cpprof.h"
@@ -120,14 +120,14 @@ static int handler_new(const cpprof_http_options *opts,
     return 0;
 }
 
-/* The handler's memory is the profiler's own (capture/heap_sampler.h):
+/* The handler's memory is the profiler's own (capture/own_section.h):
  * never in the program's heap profile. */
 int cpprof_http_handler_new(const cpprof_http_options *opts,
                             cpprof_http_handler **out)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = handler_new(opts, out);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 

@@ -38,7 +38,7 @@
 #include <microhttpd.h>
 
 #include "cpprof.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "http/http_internal.h"
 
 #define PPROF_PREFIX "/debug/pprof/"
@@ -577,13 +577,13 @@ static int server_start(const cpprof_http_options *opts,
 }
 
 /* The server's memory and its threads are the profiler's own
- * (capture/heap_sampler.h): never in the program's heap profile. */
+ * (capture/own_section.h): never in the program's heap profile. */
 int cpprof_http_server_start(const cpprof_http_options *opts,
                              cpprof_http_server **out)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = server_start(opts, out);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 

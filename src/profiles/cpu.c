@@ -39,7 +39,7 @@
 
 #include "cpprof.h"
 #include "capture/cpu_signal.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "capture/thread_hooks.h"
 #include "capture/unwind_signal.h"
 #include "core/labels.h"
@@ -555,9 +555,9 @@ static int cpu_start(cpprof_writer *w)
     }
     if (rc == 0) {
         cpu_state.drain_stop = false;
-        bool was_own = cp_heap_own_begin(); /* the drain's allocations */
+        bool was_own = cp_own_begin(); /* the drain's allocations */
         rc = -pthread_create(&cpu_state.drain, NULL, drain_main, NULL);
-        cp_heap_own_end(was_own);
+        cp_own_end(was_own);
     }
     if (rc != 0) {
         if (cpu_state.itimer)
@@ -568,13 +568,13 @@ static int cpu_start(cpprof_writer *w)
     return rc;
 }
 
-/* Public entry points run as the profiler's own (capture/heap_sampler.h):
+/* Public entry points run as the profiler's own (capture/own_section.h):
  * what they allocate never shows in the program's heap profile. */
 int cpprof_cpu_start(cpprof_writer *w)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = cpu_start(w);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
@@ -665,8 +665,8 @@ static int cpu_stop(void)
 
 int cpprof_cpu_stop(void)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = cpu_stop();
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }

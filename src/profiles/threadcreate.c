@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "capture/thread_hooks.h"
 #include "core/writer.h"
 #include "encode/text.h"
@@ -71,7 +71,7 @@ void cp_threadcreate_record(const uintptr_t *pcs, size_t depth)
 {
     /* The table is the profiler's: kept out of the program's heap
      * profile, although the program's pthread_create is the caller. */
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     pthread_mutex_lock(&tc_state.lock);
     tc_state.total++;
     uint32_t id;
@@ -82,7 +82,7 @@ void cp_threadcreate_record(const uintptr_t *pcs, size_t depth)
             s->count++;
     }
     pthread_mutex_unlock(&tc_state.lock);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
 }
 
 static int64_t threadcreate_count(void)

@@ -42,7 +42,7 @@
 
 #include "cpprof.h"
 #include "capture/exit_signal.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "core/writer.h"
 #include "service/preload_env.h"
 
@@ -236,9 +236,9 @@ static void finish(void)
  * the heap profile it writes must not count it. */
 static void preload_finish(void)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     finish();
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
 }
 
 static void preload_atexit(void)
@@ -295,9 +295,9 @@ static void watcher_begin(bool install)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    bool was_own = cp_heap_own_begin(); /* the watcher's allocations */
+    bool was_own = cp_own_begin(); /* the watcher's allocations */
     int err = pthread_create(&t, &attr, watcher_main, (void *)(intptr_t)fds[0]);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {
@@ -475,10 +475,10 @@ static void preload_start(void)
 }
 
 /* Everything the constructor sets up is the profiler's own
- * (capture/heap_sampler.h): never in the program's heap profile. */
+ * (capture/own_section.h): never in the program's heap profile. */
 __attribute__((constructor)) static void preload_init(void)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     preload_start();
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
 }

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "core/writer.h"
 #include "cpprof.h"
 #include "service/service_internal.h"
@@ -323,13 +323,13 @@ static int service_new(const cpprof_service_config *cfg,
 }
 
 /* The service's plan and state are the profiler's own allocations
- * (capture/heap_sampler.h): never in the program's heap profile. */
+ * (capture/own_section.h): never in the program's heap profile. */
 int cpprof_service_new(const cpprof_service_config *cfg,
                        cpprof_service **out)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = service_new(cfg, out);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
@@ -382,9 +382,9 @@ static int service_start(cpprof_service *s)
  * and the scheduler thread (which inherits the section for its life). */
 int cpprof_service_start(cpprof_service *s)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = service_start(s);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 

@@ -15,7 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "service/service_internal.h"
 
 #define CPU_NAME "cpu"
@@ -268,11 +268,11 @@ static int service_new_from_env(cpprof_service **out)
 }
 
 /* The parsed lists are the profiler's own allocations
- * (capture/heap_sampler.h): never in the program's heap profile. */
+ * (capture/own_section.h): never in the program's heap profile. */
 int cpprof_service_new_from_env(cpprof_service **out)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = service_new_from_env(out);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }

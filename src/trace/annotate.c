@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "capture/trace_ring.h"
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "cpprof.h"
 
 struct cpprof_trace_task {
@@ -60,9 +60,9 @@ int cpprof_trace_task_new(const cpprof_trace_task *parent,
 {
     if (out == NULL)
         return -EINVAL;
-    bool was_own = cp_heap_own_begin(); /* the tracer's, not the program's */
+    bool was_own = cp_own_begin(); /* the tracer's, not the program's */
     cpprof_trace_task *t = malloc(sizeof *t);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     if (t == NULL)
         return -ENOMEM;
     t->id = atomic_fetch_add_explicit(&trace_annotate.next_task_id, 1,

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 #include "capture/sync_shim.h"
 #include "capture/trace_events.h"
 #include "capture/trace_ring.h"
@@ -807,12 +807,12 @@ out:
 }
 
 /* The trace's buffers and its drain thread are the profiler's own
- * (capture/heap_sampler.h): never in the program's heap profile. */
+ * (capture/own_section.h): never in the program's heap profile. */
 int cpprof_trace_start(struct cpprof_writer *w)
 {
-    bool was_own = cp_heap_own_begin();
+    bool was_own = cp_own_begin();
     int rc = trace_start(w);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return rc;
 }
 
@@ -823,7 +823,7 @@ int cpprof_trace_stop(void)
         pthread_mutex_unlock(&trace_rec.lock);
         return 0;
     }
-    bool was_own = cp_heap_own_begin(); /* symbols and output buffers */
+    bool was_own = cp_own_begin(); /* symbols and output buffers */
     cp_sync_set_tracing(false);
     cp_trace_capture_disable();
     char one = 1;
@@ -885,6 +885,6 @@ int cpprof_trace_stop(void)
     trace_rec.out = NULL;
     trace_rec.running = false;
     pthread_mutex_unlock(&trace_rec.lock);
-    cp_heap_own_end(was_own);
+    cp_own_end(was_own);
     return err;
 }

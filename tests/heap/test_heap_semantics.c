@@ -523,12 +523,12 @@ static void test_own_sections_do_not_bias_sampling(void **state)
     assert_int_equal(cpprof_heap_set_rate(1 << 20), 0);
     void *kept[200];
     for (int i = 0; i < 200; i++) {
-        bool was_own = cp_heap_own_begin();
+        bool was_own = cp_own_begin();
         for (int k = 0; k < 4096; k++) {
             void *volatile own = malloc(1024); /* volatile: not elided */
             free(own);
         }
-        cp_heap_own_end(was_own);
+        cp_own_end(was_own);
         kept[i] = after_own_site(4096);
     }
     cp_decoded *d = ht_decode_profile("heap");

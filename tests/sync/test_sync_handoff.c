@@ -7,7 +7,9 @@
  *     that became the holder only the wait of the one still waiting,
  *     never its own, with exact contention counts;
  *   - toggle: a wait left open across turning the mutex profile off and
- *     on again neither charges nor cancels anyone's later waiting.
+ *     on again neither charges nor cancels anyone's later waiting;
+ *   - own: waits and releases inside the profiler's own sections are
+ *     left out of both profiles.
  * Ground truth is measured by the test itself; profiles are read back
  * with our decoder and with `go tool pprof`.
  */
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "capture/own_section.h"
 #include "capture/sync_events.h"
 #include "sync_test_util.h"
 
@@ -199,11 +202,89 @@ static void test_toggle_with_open_wait(void **state)
     st_done(d, path, dir);
 }
 
+/* ------------------------------------------------ the profiler's own */
+
+#define OWN_ROUNDS 5
+
+static pthread_mutex_t own_mu = PTHREAD_MUTEX_INITIALIZER;
+
+NOINLINE void own_lock(pthread_mutex_t *m) { pthread_mutex_lock(m); NO_TAIL(); }
+NOINLINE void own_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); NO_TAIL(); }
+NOINLINE void program_lock(pthread_mutex_t *m) { pthread_mutex_lock(m); NO_TAIL(); }
+NOINLINE void program_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); NO_TAIL(); }
+
+/* Takes own_mu OWN_ROUNDS times, holding it 2 ms, inside an own section
+ * (as the profiler's HTTP, service and drain threads run) when arg is
+ * not NULL. */
+static void *own_contender(void *arg)
+{
+    bool was = arg ? cp_own_begin() : false;
+    for (int r = 0; r < OWN_ROUNDS; r++) {
+        if (arg)
+            own_lock(&own_mu);
+        else
+            program_lock(&own_mu);
+        st_sleep_ms(2);
+        if (arg)
+            own_unlock(&own_mu);
+        else
+            program_unlock(&own_mu);
+    }
+    if (arg)
+        cp_own_end(was);
+    return NULL;
+}
+
+/*
+ * What the profiler's own threads and calls wait for, and the waits
+ * their lock releases end, are not the program's: four threads contend
+ * for one mutex, two of them inside own sections; the mutex and block
+ * profiles show the other two only.
+ */
+static void test_profiler_own_waits_not_recorded(void **state)
+{
+    (void)state;
+    assert_int_equal(cpprof_set_mutex_profile_fraction(1), 0);
+    cpprof_set_block_profile_rate(1);
+    static int own_flag;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, own_contender,
+                                        i % 2 ? &own_flag : NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    cpprof_set_mutex_profile_fraction(0);
+    cpprof_set_block_profile_rate(0);
+
+    char *dir = cpt_tmpdir();
+    char *mpath = st_write_profile(dir, "mutex", "own_mutex.pb.gz");
+    char *bpath = st_write_profile(dir, "block", "own_block.pb.gz");
+    cp_decoded *m = st_decode(mpath), *b = st_decode(bpath);
+    printf("  mutex: program %lld, own %lld contentions; block: program "
+           "%lld, own %lld\n",
+           (long long)st_sum(m, "contentions", "program_unlock"),
+           (long long)st_sum(m, "contentions", "own_unlock"),
+           (long long)st_sum(b, "contentions", "program_lock"),
+           (long long)st_sum(b, "contentions", "own_lock"));
+    /* Two threads, 5 rounds, 2 ms holds: the program's side waits. */
+    assert_true(st_sum(m, "contentions", "program_unlock") > 0);
+    assert_true(st_sum(b, "contentions", "program_lock") > 0);
+    assert_int_equal(st_sum(m, "contentions", "own_unlock"), 0);
+    assert_int_equal(st_sum(b, "contentions", "own_lock"), 0);
+    st_pprof_names(mpath, "program_unlock");
+    st_pprof_names(bpath, "program_lock");
+    cp_decoded_free(b);
+    remove(bpath);
+    free(bpath);
+    st_done(m, mpath, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handoff_chain),
         cmocka_unit_test(test_toggle_with_open_wait),
+        cmocka_unit_test(test_profiler_own_waits_not_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,14 +6,14 @@
  *
  * Single-threaded CLI process, normal context.
  */
-#include "capture/heap_sampler.h"
+#include "capture/own_section.h"
 
-bool cp_heap_own_begin(void)
+bool cp_own_begin(void)
 {
     return false;
 }
 
-void cp_heap_own_end(bool was_own)
+void cp_own_end(bool was_own)
 {
     (void)was_own;
 }
