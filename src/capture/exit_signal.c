@@ -3,25 +3,34 @@
  * library (see exit_signal.h).
  *
  * THE FENCE: exit_signal_handler runs in signal context.  It is
- * async-signal-safe (write, sigaction, raise only), takes no lock,
- * allocates nothing and preserves errno.  The install/uninstall functions
- * run in normal context on behalf of service/preload.c.
+ * async-signal-safe (sem_post, sigaction, raise only), takes no lock,
+ * allocates nothing and preserves errno.  The other functions run in
+ * normal context on behalf of service/preload.c.
+ *
+ * Why a semaphore and not a pipe: a file descriptor of ours is a number
+ * the program may close (daemons close every inherited descriptor) and
+ * then reuse for its own file or socket; a handler writing the signal
+ * number to it, or a fork child closing "our" pipe, would then write into
+ * or close the program's descriptor.  A semaphore in our memory cannot be
+ * taken from us.
  */
 #include "capture/exit_signal.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 static const int exit_signals[] = {SIGINT, SIGTERM};
 #define NSIGS (int)(sizeof exit_signals / sizeof exit_signals[0])
 
 static struct {
-    _Atomic int notify_fd; /* pipe to the watcher, -1 when none */
-    atomic_bool fired;     /* a first signal was handed to the watcher */
-} exit_sig = {-1, false};
+    sem_t wake;             /* posted by the handler for the watcher */
+    atomic_bool watched;    /* a watcher waits on wake */
+    atomic_bool fired;      /* a first signal was handed to the watcher */
+    _Atomic int sig;        /* that signal */
+} exit_sig;
 
 /* Default action now: the signal is blocked while we run, so raise()
  * leaves it pending and it takes effect as the handler returns. */
@@ -38,14 +47,10 @@ static void die_by_default(int sig)
 static void exit_signal_handler(int sig)
 {
     int saved = errno;
-    int fd = atomic_load(&exit_sig.notify_fd);
-    if (fd >= 0 && !atomic_exchange(&exit_sig.fired, true)) {
-        unsigned char b = (unsigned char)sig;
-        ssize_t n;
-        do
-            n = write(fd, &b, 1);
-        while (n < 0 && errno == EINTR);
-        if (n == 1) {
+    if (atomic_load(&exit_sig.watched) &&
+        !atomic_exchange(&exit_sig.fired, true)) {
+        atomic_store(&exit_sig.sig, sig);
+        if (sem_post(&exit_sig.wake) == 0) {
             errno = saved;
             return;
         }
@@ -63,10 +68,8 @@ bool cp_exit_signal_is_ours(int sig)
            cur.sa_handler == exit_signal_handler;
 }
 
-int cp_exit_signal_install(int notify_fd)
+int cp_exit_signal_install(void)
 {
-    atomic_store(&exit_sig.notify_fd, notify_fd);
-    atomic_store(&exit_sig.fired, false);
     int installed = 0;
     for (int i = 0; i < NSIGS; i++) {
         struct sigaction cur;
@@ -85,15 +88,28 @@ int cp_exit_signal_install(int notify_fd)
     return installed;
 }
 
-void cp_exit_signal_set_fd(int notify_fd)
+void cp_exit_signal_watch(bool on)
 {
-    atomic_store(&exit_sig.notify_fd, notify_fd);
-    atomic_store(&exit_sig.fired, false);
+    atomic_store(&exit_sig.watched, false);
+    if (on) {
+        /* A fork child's copy may hold a count posted in the parent. */
+        sem_init(&exit_sig.wake, 0, 0);
+        atomic_store(&exit_sig.fired, false);
+        atomic_store(&exit_sig.watched, true);
+    }
+}
+
+int cp_exit_signal_wait(void)
+{
+    while (sem_wait(&exit_sig.wake) != 0)
+        if (errno != EINTR) /* EINTR: a signal the watcher takes (SIGPROF) */
+            return 0;
+    return atomic_load(&exit_sig.sig);
 }
 
 void cp_exit_signal_uninstall(void)
 {
-    atomic_store(&exit_sig.notify_fd, -1);
+    atomic_store(&exit_sig.watched, false);
     for (int i = 0; i < NSIGS; i++) {
         if (!cp_exit_signal_is_ours(exit_signals[i]))
             continue;

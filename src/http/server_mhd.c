@@ -92,6 +92,8 @@ struct cpprof_http_server {
     int port;
     char *unix_path;  /* socket file we created, unlinked at stop */
     int stop_pipe[2]; /* readable once stopping: wakes every waiting request */
+    dev_t fd_dev[2];  /* identity of listen_fd and stop_pipe[1] at start */
+    ino_t fd_ino[2];
     pthread_mutex_t lock;
     pthread_cond_t idle;
     int waiting;      /* requests running on their own thread */
@@ -524,6 +526,31 @@ static void server_free(cpprof_http_server *srv)
     free(srv);
 }
 
+/*
+ * A program may close descriptors it did not open (daemons close every
+ * inherited one) and get the same numbers back for its own files and
+ * sockets.  The server remembers what its descriptors were, and stop
+ * touches them (writes, closes, libmicrohttpd's own shutdown) only while
+ * they still are.
+ */
+static void remember_fd(cpprof_http_server *srv, int i, int fd)
+{
+    struct stat st;
+    srv->fd_dev[i] = 0;
+    srv->fd_ino[i] = 0;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        srv->fd_dev[i] = st.st_dev;
+        srv->fd_ino[i] = st.st_ino;
+    }
+}
+
+static bool fd_still_ours(const cpprof_http_server *srv, int i, int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == srv->fd_dev[i] &&
+           st.st_ino == srv->fd_ino[i];
+}
+
 static int server_start(const cpprof_http_options *opts,
                         cpprof_http_server **out)
 {
@@ -572,6 +599,8 @@ static int server_start(const cpprof_http_options *opts,
         server_free(srv);
         return -EIO;
     }
+    remember_fd(srv, 0, srv->listen_fd);
+    remember_fd(srv, 1, srv->stop_pipe[1]);
     *out = srv;
     return 0;
 }
@@ -596,6 +625,15 @@ void cpprof_http_server_stop(cpprof_http_server *s)
 {
     if (!s)
         return;
+    if (!fd_still_ours(s, 0, s->listen_fd) ||
+        !fd_still_ours(s, 1, s->stop_pipe[1])) {
+        /* The program closed our descriptors and may own those numbers
+         * now: stopping would write to and close its files.  The server
+         * is dead anyway; leave it (and its memory) alone. */
+        fprintf(stderr, "cpprof: the program closed the HTTP server's "
+                        "descriptors; not stopping it\n");
+        return;
+    }
     /* Wake every waiting request (they answer at once and resume their
      * connection), then wait for their threads before the daemon goes. */
     (void)!write(s->stop_pipe[1], "x", 1);
@@ -604,6 +642,7 @@ void cpprof_http_server_stop(cpprof_http_server *s)
         pthread_cond_wait(&s->idle, &s->lock);
     pthread_mutex_unlock(&s->lock);
     mhd.stop_daemon(s->daemon);
+    s->listen_fd = -1; /* libmicrohttpd closed it: its number is free */
     server_free(s);
 }
 

@@ -19,8 +19,10 @@
  *     new program recognise themselves by CPPROF_PID (the first
  *     process's pid, exported by the first process) and behave the same;
  *   - exec: nothing of ours survives: the CPU profile goes to a memory
- *     buffer (no file or temporary file is open during the run), the pipe
- *     is O_CLOEXEC, the kernel deletes POSIX timers and resets handlers;
+ *     buffer (no file or temporary file is open during the run), the
+ *     handler wakes the watcher through a semaphore, not a descriptor
+ *     (which the program could close and reuse), the kernel deletes POSIX
+ *     timers and resets handlers;
  *   - _exit, quick_exit, abort, crashes: nothing is written (documented).
  *
  * Threads: the constructor runs in the loading thread before main.  The
@@ -30,7 +32,6 @@
  * watcher.  No code here runs in a signal handler.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -55,11 +56,8 @@ static struct {
     cpprof_writer *cpu_buf;   /* CPU profile, in memory until the end */
     cpprof_http_server *http; /* root process only */
     cpprof_service *service;  /* root process only */
-    int pipe_rd, pipe_wr;     /* signal handler -> watcher */
 } preload_state = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
-    .pipe_rd = -1,
-    .pipe_wr = -1,
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -248,21 +246,16 @@ static void preload_atexit(void)
     cp_exit_signal_uninstall();
 }
 
-/* Waits for the signal handler's byte, ends the program's profiling and
+/* Waits for the signal handler's word, ends the program's profiling and
  * then lets the signal do what it would have done without us. */
 static void *watcher_main(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
-    unsigned char b;
-    for (;;) {
-        ssize_t n = read(fd, &b, 1);
-        if (n == 1)
-            break;
-        if (n < 0 && errno == EINTR)
-            continue;
-        return NULL; /* pipe closed: this process no longer needs us */
+    (void)arg;
+    int sig = cp_exit_signal_wait();
+    if (sig == 0) {
+        cp_exit_signal_watch(false);
+        return NULL;
     }
-    int sig = b;
     preload_finish();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -280,9 +273,9 @@ static void *watcher_main(void *arg)
 /* Starts the watcher and points the signal handler at it. */
 static void watcher_begin(bool install)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return;
+    /* Told before the thread exists: a signal from here on waits for it
+     * (the semaphore keeps the post). */
+    cp_exit_signal_watch(true);
     /* The watcher takes none of the program's asynchronous signals, so a
      * process-directed signal is always handled by a program thread. */
     sigset_t all, old;
@@ -296,22 +289,17 @@ static void watcher_begin(bool install)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     bool was_own = cp_own_begin(); /* the watcher's allocations */
-    int err = pthread_create(&t, &attr, watcher_main, (void *)(intptr_t)fds[0]);
+    int err = pthread_create(&t, &attr, watcher_main, NULL);
     cp_own_end(was_own);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {
-        close(fds[0]);
-        close(fds[1]);
+        cp_exit_signal_watch(false);
         return;
     }
     pthread_setname_np(t, "cpprof-exit");
-    preload_state.pipe_rd = fds[0];
-    preload_state.pipe_wr = fds[1];
     if (install)
-        cp_exit_signal_install(fds[1]);
-    else
-        cp_exit_signal_set_fd(fds[1]);
+        cp_exit_signal_install();
 }
 
 /* True when this process writes something at the end. */
@@ -338,12 +326,7 @@ static void preload_fork_child(void)
     preload_state.http = NULL;
     preload_state.service = NULL;
     preload_state.cpu_buf = NULL; /* the parent's: never closed here */
-    if (preload_state.pipe_rd >= 0) {
-        close(preload_state.pipe_rd);
-        close(preload_state.pipe_wr);
-        preload_state.pipe_rd = preload_state.pipe_wr = -1;
-    }
-    cp_exit_signal_set_fd(-1);
+    cp_exit_signal_watch(false); /* the parent's watcher is not here */
     if (preload_state.cfg.fork_mode == CP_FORK_PARENT ||
         preload_state.finished) {
         preload_state.active = false;

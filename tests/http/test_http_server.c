@@ -6,7 +6,9 @@
  * reading the profiles.  Endpoints whose sampler has not landed in this
  * build must answer 501 with a message; the test checks that instead.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -607,6 +610,102 @@ static void test_libmicrohttpd_loads_with_the_first_server(void **state)
     cpprof_http_server_stop(s);
 }
 
+/* The descriptors open in this process (fd numbers, at most cap). */
+static int open_fds(int *out, int cap)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0, self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < cap) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != self)
+            out[n++] = fd;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Every close in this process goes through here (the library's and
+ * libmicrohttpd's too, by symbol interposition): counts the closes of
+ * closes_watched. */
+static _Atomic int closes_watched = -1, closes_seen;
+
+int close(int fd)
+{
+    if (fd == atomic_load(&closes_watched))
+        atomic_fetch_add(&closes_seen, 1);
+    return (int)syscall(SYS_close, fd);
+}
+
+/* libmicrohttpd closes the listening socket it was handed; closing it
+ * again would close whatever descriptor another thread opened with that
+ * number meanwhile. */
+static void test_stop_closes_the_listener_once(void **state)
+{
+    (void)state;
+    int before[256], after[256];
+    int nb = open_fds(before, 256);
+    cpprof_http_server *s = start(NULL);
+    int na = open_fds(after, 256), listener = -1;
+    for (int i = 0; i < na; i++) {
+        struct stat st;
+        bool old = false;
+        for (int j = 0; j < nb; j++)
+            old |= after[i] == before[j];
+        if (!old && fstat(after[i], &st) == 0 && S_ISSOCK(st.st_mode) &&
+            listener < 0)
+            listener = after[i]; /* the first socket: bound before MHD's */
+    }
+    assert_true(listener >= 0);
+    atomic_store(&closes_watched, listener);
+    atomic_store(&closes_seen, 0);
+    cpprof_http_server_stop(s);
+    atomic_store(&closes_watched, -1);
+    assert_int_equal(atomic_load(&closes_seen), 1);
+}
+
+/*
+ * A daemon closes every descriptor it did not open and reuses the
+ * numbers: stopping the server then must touch none of them (it wrote
+ * to the program's descriptors, and libmicrohttpd aborted the process
+ * when its wake-up write failed).  Last: the server is left behind.
+ */
+static void test_stop_after_the_program_closed_its_descriptors(void **state)
+{
+    (void)state;
+    int before[256], after[256], mine[64], nmine = 0;
+    int nb = open_fds(before, 256);
+    cpprof_http_server *s = start(NULL);
+    int na = open_fds(after, 256);
+    for (int i = 0; i < na && nmine < 64; i++) {
+        bool old = false;
+        for (int j = 0; j < nb; j++)
+            old |= after[i] == before[j];
+        if (!old)
+            mine[nmine++] = after[i];
+    }
+    assert_true(nmine >= 2);
+    for (int i = 0; i < nmine; i++)
+        close(mine[i]);
+    int p[16][2];
+    for (int i = 0; i < 16; i++) /* takes the numbers back */
+        assert_int_equal(pipe(p[i]), 0);
+    cpprof_http_server_stop(s);
+    int intact = 0, stray = 0;
+    for (int i = 0; i < 16; i++) {
+        intact += fcntl(p[i][0], F_GETFD) >= 0 && fcntl(p[i][1], F_GETFD) >= 0;
+        fcntl(p[i][0], F_SETFL, O_NONBLOCK);
+        char b[16];
+        ssize_t n = read(p[i][0], b, sizeof b);
+        stray += n > 0 ? (int)n : 0;
+        close(p[i][0]);
+        close(p[i][1]);
+    }
+    assert_int_equal(intact, 16);
+    assert_int_equal(stray, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +723,8 @@ int main(void)
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_stop_closes_the_listener_once),
+        cmocka_unit_test(test_stop_after_the_program_closed_its_descriptors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -6,12 +6,15 @@
  *
  *   target MODE [CPU_MS]
  *   exit | return | sigint | sigterm | fork | exec | _exit | sigprof |
- *   signal-sigprof | sleep | heaprate (prints the preloaded library's
- *   heap sampling rate, found with dlsym, and exits)
+ *   signal-sigprof | sleep | daemon (closes every inherited descriptor,
+ *   forks a worker writing to new pipes, dies of SIGTERM) | heaprate
+ *   (prints the preloaded library's heap sampling rate, found with
+ *   dlsym, and exits)
  *
  * Single-threaded except where a mode says so.  Test-only code.
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -115,6 +118,47 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "_exit"))
         _exit(6);
+    if (!strcmp(mode, "daemon")) {
+        /* What daemons do: close every descriptor they did not open,
+         * then open their own (which get the lowest numbers), fork a
+         * worker that uses one, and later die of SIGTERM. */
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        int p[4][2]; /* descriptors 3..10: whatever numbers were ours */
+        for (int i = 0; i < 4; i++)
+            if (pipe(p[i]) != 0)
+                return 98;
+        pid_t child = fork();
+        if (child == 0) {
+            static const char msg[] = "ok";
+            int good = 0;
+            for (int i = 0; i < 4; i++)
+                good += write(p[i][1], msg, sizeof msg - 1) == sizeof msg - 1;
+            _exit(good == 4 ? 0 : 1);
+        }
+        int st;
+        waitpid(child, &st, 0);
+        char got[32] = {0};
+        int intact = 0;
+        for (int i = 0; i < 4; i++) {
+            fcntl(p[i][0], F_SETFL, O_NONBLOCK);
+            intact += read(p[i][0], got, sizeof got - 1) == 2;
+        }
+        printf("worker status=%d pipes intact=%d\n",
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1, intact);
+        fflush(stdout);
+        kill(getpid(), SIGTERM);
+        /* Still alive: the signal was swallowed.  Did anything land in
+         * the program's pipe? */
+        usleep(2000 * 1000);
+        ssize_t stray = 0;
+        for (int i = 0; i < 4; i++) {
+            ssize_t n = read(p[i][0], got, sizeof got - 1);
+            stray += n > 0 ? n : 0;
+        }
+        printf("survived SIGTERM, stray bytes %zd\n", stray);
+        return 7;
+    }
     if (!strcmp(mode, "sleep")) {
         usleep((useconds_t)(ms * 1000));
         return 0;

@@ -267,6 +267,24 @@ static void test_sigterm(void **state)
     check_cpu_and_mem();
 }
 
+/* A daemon closes every descriptor it inherited and reuses the numbers:
+ * nothing of ours may be one it then owns (a fork child closing "our"
+ * pipe closed the worker's; the SIGTERM handler wrote into the program's
+ * pipe and swallowed the signal). */
+static void test_daemon_closing_descriptors(void **state)
+{
+    (void)state;
+    char *out;
+    int rc = cpt_run(&out, "cd '%s' && '%s' run -cpuprofile c.pb.gz -memprofile "
+                           "m.pb.gz -fork parent -- '%s' daemon 300",
+                     dir, CLI, PRELOAD_TARGET);
+    if (rc != 128 + 15 || !strstr(out, "worker status=0 pipes intact=4"))
+        fail_msg("daemon: status %d (want 143, killed by SIGTERM) and every "
+                 "pipe of the worker intact:\n%s", rc, out);
+    check_cpu_and_mem();
+    free(out);
+}
+
 static long child_pid(const char *out)
 {
     const char *c = strstr(out, "child=");
@@ -564,6 +582,7 @@ int main(void)
         T(test_return_from_main),
         T(test_sigint),
         T(test_sigterm),
+        T(test_daemon_closing_descriptors),
         T(test_fork_pid),
         T(test_fork_parent_only),
         T(test_exec_carries_nothing),
