@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,7 +76,12 @@ static struct {
     /* ---- owned by the drain thread while running, then by stop ---- */
     cpprof_writer *out;
     pthread_t drain;
-    int wake_fd[2];      /* stop writes one byte to [1] */
+    /* stop sets stopping and signals: the drain's wake-up (a condition,
+     * not a pipe: no descriptor the program could close and reuse) */
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake_cv; /* on CLOCK_MONOTONIC, made at first start */
+    bool wake_ready;
+    bool stopping;
     int pid;
     uint64_t t0;         /* CLOCK_MONOTONIC at start */
     int64_t wall0;       /* CLOCK_REALTIME at start, ns */
@@ -98,7 +102,10 @@ static struct {
     bool tsc;                 /* records carry TSC stamps to convert */
     struct anchor *anchors;   /* one per pass, increasing */
     size_t nanchors, anchors_cap;
-} trace_rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} trace_rec = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake_lock = PTHREAD_MUTEX_INITIALIZER,
+};
 
 static const char *const wait_kind_names[] = {
     [CP_TRACE_WAIT_MUTEX] = "mutex",
@@ -711,10 +718,22 @@ static void *drain_main(void *arg)
     cp_trace_ignore_this_thread();
     write_header();
     for (;;) {
-        struct pollfd p = { .fd = trace_rec.wake_fd[0], .events = POLLIN };
-        int r = poll(&p, 1, DRAIN_INTERVAL_MS);
-        if (r > 0)
-            break; /* stop: the final pass runs in the stopping thread */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += DRAIN_INTERVAL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&trace_rec.wake_lock);
+        while (!trace_rec.stopping &&
+               pthread_cond_timedwait(&trace_rec.wake_cv, &trace_rec.wake_lock,
+                                      &until) == 0)
+            ; /* woken early, but not told to stop: wait out the period */
+        bool stop = trace_rec.stopping;
+        pthread_mutex_unlock(&trace_rec.wake_lock);
+        if (stop)
+            break; /* the final pass runs in the stopping thread */
         drain_all();
     }
     return NULL;
@@ -743,8 +762,6 @@ static void state_free(void)
     trace_rec.pass_len = trace_rec.pass_cap = 0;
     trace_rec.npend = trace_rec.pend_cap = 0;
     trace_rec.ntasks = trace_rec.tasks_cap = 0;
-    close(trace_rec.wake_fd[0]);
-    close(trace_rec.wake_fd[1]);
 }
 
 static int64_t realtime_ns(void)
@@ -774,10 +791,15 @@ static int trace_start(struct cpprof_writer *w)
     trace_rec.dropped = 0;
     trace_rec.nframes = 0;
     cp_hindex_init(&trace_rec.task_index);
-    if (pipe2(trace_rec.wake_fd, O_CLOEXEC) != 0) {
-        err = -errno;
-        goto out;
+    if (!trace_rec.wake_ready) {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&trace_rec.wake_cv, &attr);
+        pthread_condattr_destroy(&attr);
+        trace_rec.wake_ready = true;
     }
+    trace_rec.stopping = false;
     if ((err = cp_stack_table_new(&trace_rec.stacks)) != 0 ||
         (err = cpprof_writer_open_buffer(&trace_rec.frames)) != 0) {
         state_free();
@@ -826,9 +848,10 @@ int cpprof_trace_stop(void)
     bool was_own = cp_own_begin(); /* symbols and output buffers */
     cp_sync_set_tracing(false);
     cp_trace_capture_disable();
-    char one = 1;
-    while (write(trace_rec.wake_fd[1], &one, 1) < 0 && errno == EINTR)
-        ;
+    pthread_mutex_lock(&trace_rec.wake_lock);
+    trace_rec.stopping = true;
+    pthread_cond_signal(&trace_rec.wake_cv);
+    pthread_mutex_unlock(&trace_rec.wake_lock);
     pthread_join(trace_rec.drain, NULL);
     drain_all(); /* everything recorded before disable returned */
     uint64_t t_end = cp_trace_now();

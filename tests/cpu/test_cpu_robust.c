@@ -144,7 +144,8 @@ __attribute__((noinline)) void *cpt_self_blocking_worker(void *arg)
     sigemptyset(&prof);
     sigaddset(&prof, SIGPROF);
     pthread_sigmask(SIG_BLOCK, &prof, NULL);
-    pthread_barrier_wait(&self_block_go);
+    pthread_barrier_wait(&self_block_go); /* blocked before the start */
+    pthread_barrier_wait(&self_block_go); /* profiling now */
     spin_cpu(0.1);
     return NULL;
 }
@@ -164,6 +165,7 @@ static void test_thread_started_with_signals_blocked(void **state)
     assert_int_equal(pthread_create(&selfb, NULL, cpt_self_blocking_worker,
                                     NULL), 0);
     assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    pthread_barrier_wait(&self_block_go);
     cpt_cpu_start_file(path);
     pthread_barrier_wait(&self_block_go);
 

@@ -13,6 +13,7 @@
  * Needs node and `npm ci --prefix tests/trace/node`; skips loudly when
  * node is absent unless CPPROF_REQUIRE_NODE=1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -508,6 +509,35 @@ static void test_back_to_back(void **state)
     free(dir);
 }
 
+/* Descriptors open in this process now. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* A running trace holds no descriptor: a program that closes every
+ * descriptor it did not open (and reuses the numbers) must not have
+ * stop write to or close one of its own. */
+static void test_running_trace_holds_no_descriptor(void **state)
+{
+    (void)state;
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    int before = count_fds();
+    assert_int_equal(cpprof_trace_start(w), 0);
+    int during = count_fds();
+    assert_int_equal(cpprof_trace_stop(), 0);
+    assert_int_equal(during, before);
+    assert_int_equal(count_fds(), before);
+    cpprof_writer_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_lost_events),
         cmocka_unit_test(test_writer_error),
         cmocka_unit_test(test_back_to_back),
+        cmocka_unit_test(test_running_trace_holds_no_descriptor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
