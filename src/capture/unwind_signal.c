@@ -718,6 +718,46 @@ static const ucontext_t *uc_of(const regs *rg, ucontext_t *uc)
 }
 
 /*
+ * libunwind's walk from the frame in uc, or in start's registers when uc
+ * is NULL (cp_unwind_self), into pcs[0..max).  Out of line, as is
+ * dwarf_deeper below: their buffers (a ucontext, up to
+ * CP_UNWIND_FALLBACK_MAX frames) would otherwise sit in unwind_from's
+ * frame, some 2 KiB more of the interrupted thread's stack on every
+ * sample, in signal handlers and inside malloc, though the fallback
+ * rarely runs.
+ */
+static __attribute__((noinline)) size_t
+dwarf_from(const regs *start, const ucontext_t *uc, uintptr_t lo,
+           uintptr_t hi, const cp_unwind_table *tab, uintptr_t *pcs,
+           size_t max)
+{
+    ucontext_t self_uc;
+    walk_ctx w = { .uc = uc ? uc : uc_of(start, &self_uc),
+                   .stack_lo = lo, .stack_hi = hi, .tab = tab };
+    return walk_dwarf(&w, pcs, max);
+}
+
+/* After a CFI walk that failed at frame n: libunwind from scratch, kept
+ * when it gets further.  Returns the frames in pcs now. */
+static __attribute__((noinline)) size_t
+dwarf_deeper(const regs *start, const ucontext_t *uc, uintptr_t lo,
+             uintptr_t hi, const cp_unwind_table *tab, uintptr_t *pcs,
+             size_t n, size_t max)
+{
+    uintptr_t alt[CP_UNWIND_FALLBACK_MAX];
+    size_t amax = max < CP_UNWIND_FALLBACK_MAX ? max : CP_UNWIND_FALLBACK_MAX;
+    size_t an = dwarf_from(start, uc, lo, hi, tab, alt, amax);
+    atomic_fetch_add_explicit(&unwind_state.fallbacks, 1, memory_order_relaxed);
+    if (an > n) {
+        atomic_fetch_add_explicit(&unwind_state.fallback_deeper, 1,
+                                  memory_order_relaxed);
+        memcpy(pcs, alt, an * sizeof *pcs);
+        n = an;
+    }
+    return n;
+}
+
+/*
  * The walk shared by both entry points, from the frame in rg.  uc, if not
  * NULL, holds the same registers for libunwind; self: rg is
  * cp_unwind_self's frame (a ucontext is made from it if libunwind is
@@ -733,9 +773,8 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
     stack_bounds(tab, rg->r[CP_CFI_RSP], &lo, &hi);
     regs start = *rg;
     size_t n = 0;
-    ucontext_t self_uc;
-    if (self && !uc && unwind_state.as)
-        uc = &self_uc; /* filled by uc_of only when libunwind runs */
+    /* libunwind can run: it is installed and has a context to start from. */
+    bool dwarf = unwind_state.as && (uc || self);
     if (tab && hi > lo && mode != CP_UNWIND_FP && unwind_state.cfi) {
         atomic_fetch_add_explicit(&unwind_state.walks, 1,
                                   memory_order_relaxed);
@@ -774,32 +813,12 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
              * (seen: a dlopen'ed Python module's frame "called" by
              * cp_unwind_self).  The stack ends at that PC instead; the
              * next refresh (a profile build) makes such code known. */
-        } else if (unwind_state.as && uc) {
-            if (uc == &self_uc)
-                uc_of(&start, &self_uc);
-            /* Code the CFI walk cannot interpret: libunwind from scratch,
-             * kept when it gets further. */
-            uintptr_t alt[CP_UNWIND_FALLBACK_MAX];
-            size_t amax = max < CP_UNWIND_FALLBACK_MAX ? max
-                                                       : CP_UNWIND_FALLBACK_MAX;
-            walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi,
-                           .tab = tab };
-            size_t an = walk_dwarf(&w, alt, amax);
-            atomic_fetch_add_explicit(&unwind_state.fallbacks, 1,
-                                      memory_order_relaxed);
-            if (an > n) {
-                atomic_fetch_add_explicit(&unwind_state.fallback_deeper, 1,
-                                          memory_order_relaxed);
-                memcpy(pcs, alt, an * sizeof *pcs);
-                n = an;
-            }
+        } else if (dwarf) {
+            /* Code the CFI walk cannot interpret. */
+            n = dwarf_deeper(&start, uc, lo, hi, tab, pcs, n, max);
         }
-    } else if (tab && hi > lo && mode != CP_UNWIND_FP && unwind_state.as &&
-               uc) {
-        if (uc == &self_uc)
-            uc_of(&start, &self_uc);
-        walk_ctx w = { .uc = uc, .stack_lo = lo, .stack_hi = hi, .tab = tab };
-        n = walk_dwarf(&w, pcs, max);
+    } else if (tab && hi > lo && mode != CP_UNWIND_FP && dwarf) {
+        n = dwarf_from(&start, uc, lo, hi, tab, pcs, max);
     }
     if (self && !tab) {
         /* Library constructors that run before ours allocate before the

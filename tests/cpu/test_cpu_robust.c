@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -202,6 +203,84 @@ static void test_thread_started_with_signals_blocked(void **state)
     cpt_tmpdir_remove(dir);
     free(path);
     free(dir);
+}
+
+/* ------------------------------------------------ stack budget */
+
+#define BUDGET_STACK (64 * 1024)
+
+static unsigned char *budget_stack;
+
+static __attribute__((noinline)) void *budget_worker(void *arg)
+{
+    (void)arg;
+    double t0 = cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    while (cpt_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0 < 0.2) {
+        cpt_spin(2000);
+        void *volatile p = malloc(100);
+        free(p);
+    }
+    return NULL;
+}
+
+/* Bytes of a painted 64 KiB stack that a thread running budget_worker
+ * touched. */
+static size_t budget_run(void)
+{
+    memset(budget_stack, 0xab, BUDGET_STACK);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, budget_stack, BUDGET_STACK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, &attr, budget_worker, NULL), 0);
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    for (size_t i = 0; i < BUDGET_STACK; i++)
+        if (budget_stack[i] != 0xab)
+            return BUDGET_STACK - i;
+    return 0;
+}
+
+/*
+ * A sample runs on the sampled thread's own stack, at whatever depth the
+ * thread was: threads with small stacks (PTHREAD_STACK_MIN is 16 KiB,
+ * coroutines often less than 64 KiB) must find it cheap.  The CPU
+ * handler may take the kernel's signal frame (AT_MINSIGSTKSZ) and 1.5
+ * KiB more, a sampled malloc 3.5 KiB beyond an unsampled one (they took
+ * 3 and 5 KiB, when libunwind's buffers sat in every walk's frame).
+ */
+static void test_sample_stack_budget(void **state)
+{
+    (void)state;
+#ifdef CPPROF_SANITIZER_BUILD
+    skip(); /* instrumented frames; and no heap sampling */
+#else
+    budget_stack = aligned_alloc(4096, BUDGET_STACK);
+    assert_non_null(budget_stack);
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    budget_run(); /* first-use set-up out of the way */
+    size_t base = budget_run();
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    size_t heap = budget_run();
+    assert_int_equal(cpprof_heap_set_rate(0), 0);
+    char *dir = cpt_tmpdir(), *path = cpt_path(dir, "cpu.pb.gz");
+    assert_int_equal(cpprof_cpu_set_rate(1000), 0);
+    cpt_cpu_start_file(path);
+    size_t cpu = budget_run();
+    cp_decoded *d = cpt_cpu_stop_decode(path);
+    assert_true(cpt_total_in(d, "budget_worker", 0) > 20); /* it was sampled */
+    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
+    printf("stack: %zu bytes unprofiled; sampled malloc +%zd; CPU samples "
+           "+%zd (kernel signal frame %lu)\n", base, (ssize_t)(heap - base),
+           (ssize_t)(cpu - base), frame);
+    assert_true(heap <= base + 3584);
+    assert_true(cpu <= base + (frame ? frame : 4096) + 1536);
+    cp_decoded_free(d);
+    cpt_tmpdir_remove(dir);
+    free(path);
+    free(dir);
+    free(budget_stack);
+#endif
 }
 
 static void *short_thread(void *arg)
@@ -419,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_sleeper_none_late_thread_share),
         cmocka_unit_test(test_thread_started_with_signals_blocked),
+        cmocka_unit_test(test_sample_stack_budget),
         cmocka_unit_test(test_thousand_cycles),
         cmocka_unit_test(test_blocked_read_thread_timers),
         cmocka_unit_test(test_blocked_read_setitimer),
