@@ -25,6 +25,9 @@ void cp_cpu_thread_exit(void);    /* profiles/cpu.c: disarm, free timer */
  * (async-signal-safe; one relaxed load when not tracing). */
 void cp_trace_thread_start(void);
 void cp_trace_thread_exit(void);
+/* capture/threads_signal.c: unblocks the stack-dump signal in a thread
+ * that inherited a mask blocking it. */
+void cp_threads_thread_start(void);
 /* profiles/threadcreate.c: a thread was created from this stack. */
 void cp_threadcreate_record(const uintptr_t *pcs, size_t depth);
 

@@ -115,6 +115,7 @@ static void *cpprof_thread_start(void *p)
     cp_trace_thread_start();
     cp_labels_swap(s.labels);
     cp_cpu_thread_start();
+    cp_threads_thread_start();
     cp_own_end(s.own);
     void *ret;
     pthread_cleanup_push(thread_exit_hooks, NULL);

@@ -51,7 +51,8 @@ typedef struct dump_req {
 
 static struct {
     pthread_mutex_t lock;            /* one dump at a time; guards sig */
-    int sig;                         /* 0: handler not installed */
+    _Atomic int sig;                 /* 0: handler not installed; set
+                                        once, under lock */
     _Atomic(dump_req *) current;     /* the request handlers answer */
     _Atomic int active;              /* handlers between load and done */
 } threads_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -216,6 +217,21 @@ int cp_threads_collect(const pid_t *tids, const bool *skip, size_t n,
         free(d);
     } /* else: a handler may still read it; leaking beats a crash */
     return 0;
+}
+
+void cp_threads_thread_start(void)
+{
+    int sig = atomic_load_explicit(&threads_state.sig, memory_order_acquire);
+    if (sig == 0)
+        return;
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 ||
+        sigismember(&cur, sig) != 1)
+        return;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
 }
 
 int cp_threads_signal(void)

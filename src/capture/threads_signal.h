@@ -36,5 +36,11 @@ int cp_threads_collect(const pid_t *tids, const bool *skip, size_t n,
 
 /* The signal the dump handler uses (0 until the first collect). */
 int cp_threads_signal(void);
+/* Thread start hook (capture/thread_hooks.h): once the handler is
+ * installed, unblocks its signal in the new thread if the creator's mask
+ * (inherited) blocked it, so that the thread's stack can be dumped.  The
+ * signal is cpprof's own (chosen while unused), so no program relies on
+ * it being blocked.  Normal context, the calling thread only. */
+void cp_threads_thread_start(void);
 
 #endif

@@ -4,7 +4,8 @@
  * a thread that blocks every signal, and 500 idle threads: the dump
  * returns promptly, lists every thread, gives stacks to those that can
  * answer and the name and state of the one that cannot, and the read()
- * is not disturbed.  threadcreate counts the 500 creations at their
+ * is not disturbed; a thread born with every signal blocked answers
+ * all the same.  threadcreate counts the 500 creations at their
  * call site.  Profiles are checked with our decoder and go tool pprof.
  */
 #include <errno.h>
@@ -253,6 +254,47 @@ static void test_threadcreate_counts_creations_at_their_site(void **state)
     free(dir);
 }
 
+static int born_masked_pipe[2];
+
+__attribute__((noinline)) void *born_masked_worker(void *arg)
+{
+    (void)arg;
+    char c;
+    ssize_t r = read(born_masked_pipe[0], &c, 1);
+    return (void *)(intptr_t)r;
+}
+
+/* A thread whose creator blocked every signal around pthread_create
+ * (xz and many servers) inherits that mask; the library unblocks its
+ * own stack-dump signal in it at start, so it answers with its stack. */
+static void test_thread_born_with_signals_blocked_answers(void **state)
+{
+    (void)state;
+    free(write_text("threads", 1)); /* the handler exists from here on */
+    assert_int_equal(pipe(born_masked_pipe), 0);
+    sigset_t all, old;
+    sigfillset(&all);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &all, &old), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, born_masked_worker, NULL), 0);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+    pthread_setname_np(t, "bornmasked");
+    struct timespec ts = {0, 100 * 1000000};
+    nanosleep(&ts, NULL); /* into its read() */
+    char *s = write_text("threads", 2);
+    const char *r = strstr(s, "\"bornmasked\" [");
+    assert_non_null(r);
+    const char *next = strstr(r + 1, "\nthread ");
+    const char *fn = strstr(r, "born_masked_worker");
+    if (!fn || (next && fn > next))
+        fail_msg("no stack for the thread born masked:\n%.300s", r);
+    free(s);
+    assert_int_equal(write(born_masked_pipe[1], "x", 1), 1);
+    pthread_join(t, NULL);
+    close(born_masked_pipe[0]);
+    close(born_masked_pipe[1]);
+}
+
 static void test_bad_timeout_is_refused(void **state)
 {
     (void)state;
@@ -268,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_debug1_groups_identical_stacks),
         cmocka_unit_test(test_proto_parses_with_go_and_counts_threads),
         cmocka_unit_test(test_threadcreate_counts_creations_at_their_site),
+        cmocka_unit_test(test_thread_born_with_signals_blocked_answers),
         cmocka_unit_test(test_bad_timeout_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
