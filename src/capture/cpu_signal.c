@@ -223,6 +223,16 @@ void cp_cpu_signal_disable(void)
         sched_yield();
 }
 
+void cp_cpu_signal_fork_child(void)
+{
+    /* A parent thread inside the handler at the fork counted itself in
+     * inflight, and it does not exist here: waiting for it (as disable
+     * does) would hang the child for good.  The only thread here is the
+     * one that called fork, never from inside our handler. */
+    atomic_store(&cpu_sig.enabled, 0);
+    atomic_store(&cpu_sig.inflight, 0);
+}
+
 void cp_cpu_signal_free(void)
 {
     free(atomic_exchange(&cpu_sig.ring, NULL));

@@ -80,6 +80,10 @@ void cp_cpu_signal_disable(void);
  * be cpprof's (the setitimer fallback): capture/exec_shim.c disarms it
  * across exec. */
 bool cp_cpu_itimer_active(void);
+/* fork child handler: sampling off, without waiting for the handlers
+ * the parent's other threads were running at the fork (they are not in
+ * the child).  The parent's ring is left to leak. */
+void cp_cpu_signal_fork_child(void);
 /* Frees the ring (after disable and the last pop).  Normal context. */
 void cp_cpu_signal_free(void);
 /* Consumer side: the oldest complete record, false when none.  One

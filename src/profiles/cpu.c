@@ -399,7 +399,7 @@ static void atfork_child(void)
     pthread_mutex_init(&cpu_state.lock, NULL);
     pthread_mutex_init(&cpu_state.drain_mu, NULL);
     if (atomic_load(&cpu_state.running)) {
-        cp_cpu_signal_disable();
+        cp_cpu_signal_fork_child();
         if (cpu_state.itimer) {
             struct itimerval off = { { 0, 0 }, { 0, 0 } };
             setitimer(ITIMER_PROF, &off, NULL);
