@@ -15,6 +15,8 @@
  * handler is stuck there past a bound, the request is leaked instead of
  * freed.  A signal that stays pending (the thread blocks it) is answered
  * whenever it is delivered, against whatever request is published then.
+ * fork: a child handler resets the lock and the counts, which a dump
+ * running in another thread of the parent would leave held.
  *
  * Signal: the highest real-time signal from SIGRTMAX-3 down to SIGRTMIN+4
  * whose disposition is still SIG_DFL when we first need one (the program's
@@ -86,11 +88,25 @@ static void dump_handler(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+/* fork child: a dump another thread of the parent was running holds the
+ * lock and counts its handlers, and neither the dumper nor the handlers
+ * exist here; the next dump in the child would wait on them for good.
+ * The parent's request is left to leak. */
+static void threads_fork_child(void)
+{
+    pthread_mutex_init(&threads_state.lock, NULL);
+    atomic_store(&threads_state.current, NULL);
+    atomic_store(&threads_state.active, 0);
+}
+
 /* Under lock: installs the handler on a free real-time signal. */
 static int install_handler(void)
 {
     if (threads_state.sig)
         return 0;
+    static bool fork_handled;
+    if (!fork_handled)
+        fork_handled = pthread_atfork(NULL, NULL, threads_fork_child) == 0;
     for (int sig = SIGRTMAX - 3; sig >= SIGRTMIN + 4; sig--) {
         struct sigaction old;
         if (sigaction(sig, NULL, &old) != 0)

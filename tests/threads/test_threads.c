@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "profile_sums.h"
@@ -295,6 +296,55 @@ static void test_thread_born_with_signals_blocked_answers(void **state)
     close(born_masked_pipe[1]);
 }
 
+static atomic_bool dumping_done;
+
+/* Dumps the threads profile over and over until told to stop. */
+static void *dump_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&dumping_done)) {
+        cpprof_writer *w;
+        if (cpprof_writer_open_buffer(&w) != 0)
+            break;
+        cpprof_profile_write(cpprof_profile_lookup("threads"), w, 1);
+        cpprof_writer_close(w);
+    }
+    return NULL;
+}
+
+/* fork while another thread is inside a dump (holding its lock, with
+ * handlers counted): the child's own dump must not wait for them. */
+static void test_fork_during_a_dump(void **state)
+{
+    (void)state;
+    atomic_store(&dumping_done, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, dump_loop, NULL), 0);
+    int stuck = 0;
+    for (int i = 0; i < 20; i++) {
+        struct timespec ts = {0, 3 * 1000000};
+        nanosleep(&ts, NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(5); /* a hang ends as SIGALRM */
+            cpprof_writer *w;
+            int rc = cpprof_writer_open_buffer(&w);
+            if (rc == 0)
+                rc = cpprof_profile_write(cpprof_profile_lookup("threads"),
+                                          w, 2);
+            _exit(rc == 0 ? 0 : 1);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        stuck += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    atomic_store(&dumping_done, true);
+    pthread_join(t, NULL);
+    printf("# 20 forks during dumps: %d children could not dump\n", stuck);
+    assert_int_equal(stuck, 0);
+}
+
 static void test_bad_timeout_is_refused(void **state)
 {
     (void)state;
@@ -311,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_proto_parses_with_go_and_counts_threads),
         cmocka_unit_test(test_threadcreate_counts_creations_at_their_site),
         cmocka_unit_test(test_thread_born_with_signals_blocked_answers),
+        cmocka_unit_test(test_fork_during_a_dump),
         cmocka_unit_test(test_bad_timeout_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
