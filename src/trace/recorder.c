@@ -741,27 +741,35 @@ static void *drain_main(void *arg)
 
 /* ------------------------------------------------------- start / stop */
 
+/* Forgets the session's buffers without freeing them (state_free has,
+ * or a fork child must not: they are the parent's). */
+static void state_forget(void)
+{
+    trace_rec.pass_words = NULL;
+    trace_rec.pend = NULL;
+    trace_rec.tasks = NULL;
+    trace_rec.anchors = NULL;
+    trace_rec.stacks = NULL;
+    trace_rec.frames = NULL;
+    trace_rec.pass_len = trace_rec.pass_cap = 0;
+    trace_rec.npend = trace_rec.pend_cap = 0;
+    trace_rec.ntasks = trace_rec.tasks_cap = 0;
+    trace_rec.nanchors = trace_rec.anchors_cap = 0;
+    cp_hindex_init(&trace_rec.task_index);
+}
+
 static void state_free(void)
 {
     free(trace_rec.pass_words);
     free(trace_rec.pend);
     free(trace_rec.tasks);
     free(trace_rec.anchors);
-    trace_rec.anchors = NULL;
-    trace_rec.nanchors = trace_rec.anchors_cap = 0;
     cp_hindex_free(&trace_rec.task_index);
     if (trace_rec.stacks)
         cp_stack_table_free(trace_rec.stacks);
     if (trace_rec.frames)
         cpprof_writer_close(trace_rec.frames);
-    trace_rec.pass_words = NULL;
-    trace_rec.pend = NULL;
-    trace_rec.tasks = NULL;
-    trace_rec.stacks = NULL;
-    trace_rec.frames = NULL;
-    trace_rec.pass_len = trace_rec.pass_cap = 0;
-    trace_rec.npend = trace_rec.pend_cap = 0;
-    trace_rec.ntasks = trace_rec.tasks_cap = 0;
+    state_forget();
 }
 
 static int64_t realtime_ns(void)
@@ -771,10 +779,34 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * fork child: a trace the parent runs is not the child's (no drain
+ * thread here, the writer is the parent's): the child is not tracing,
+ * so its stop is a no-op instead of finishing the parent's trace into
+ * the parent's writer, and it may start its own.  The parent's state is
+ * left to leak.
+ */
+static void recorder_fork_child(void)
+{
+    pthread_mutex_init(&trace_rec.lock, NULL);
+    pthread_mutex_init(&trace_rec.wake_lock, NULL);
+    trace_rec.running = false;
+    trace_rec.wake_ready = false; /* a fresh condition at the next start */
+    trace_rec.out = NULL;
+    state_forget();
+}
+
+static void recorder_init_once(void)
+{
+    pthread_atfork(NULL, NULL, recorder_fork_child);
+}
+
 static int trace_start(struct cpprof_writer *w)
 {
     if (w == NULL)
         return -EINVAL;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, recorder_init_once);
     pthread_mutex_lock(&trace_rec.lock);
     int err = 0;
     if (trace_rec.running) {

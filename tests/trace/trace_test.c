@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support.h"
@@ -538,6 +539,46 @@ static void test_running_trace_holds_no_descriptor(void **state)
     cpprof_writer_close(w);
 }
 
+/* A child forked during a trace is not tracing: its stop is a no-op (it
+ * used to finish the parent's trace into the parent's writer, which a
+ * path writer then renames over the parent's file), and it can run a
+ * trace of its own. */
+static void test_fork_during_a_trace(void **state)
+{
+    (void)state;
+    cpprof_writer *w;
+    assert_int_equal(cpprof_writer_open_buffer(&w), 0);
+    assert_int_equal(cpprof_trace_start(w), 0);
+    cpprof_trace_region_begin(NULL, "before-fork");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(5); /* a hang ends as SIGALRM */
+        size_t before = 0, after = 0;
+        cpprof_writer_data(w, &before);
+        int ok = cpprof_trace_is_enabled() == 0 && cpprof_trace_stop() == 0;
+        cpprof_writer_data(w, &after);
+        ok = ok && after == before; /* the parent's writer: untouched */
+        cpprof_writer *cw;
+        ok = ok && cpprof_writer_open_buffer(&cw) == 0 &&
+             cpprof_trace_start(cw) == 0 && cpprof_trace_stop() == 0;
+        size_t len = 0;
+        ok = ok && cpprof_writer_data(cw, &len) && len > 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    cpprof_trace_region_end(NULL);
+    assert_int_equal(cpprof_trace_stop(), 0);
+    size_t len;
+    const char *data = cpprof_writer_data(w, &len);
+    assert_non_null(data);
+    assert_non_null(memmem(data, len, "before-fork", 11));
+    cpprof_writer_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_writer_error),
         cmocka_unit_test(test_back_to_back),
         cmocka_unit_test(test_running_trace_holds_no_descriptor),
+        cmocka_unit_test(test_fork_during_a_trace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
