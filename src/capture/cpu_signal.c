@@ -23,7 +23,6 @@
 #include "capture/cpu_signal.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 #include <time.h>
 #include <ucontext.h>
 
+#include "capture/sigmask.h"
 #include "capture/trace_events.h"
 
 typedef struct ring_slot {
@@ -168,9 +168,7 @@ int cp_cpu_signal_install(void)
 
 void cp_cpu_signal_admit_thread(void)
 {
-    sigset_t cur;
-    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 ||
-        sigismember(&cur, SIGPROF) != 1)
+    if (!cp_sigmask_blocked(SIGPROF))
         return;
     struct sigaction old;
     if (sigaction(SIGPROF, NULL, &old) != 0)
@@ -179,10 +177,7 @@ void cp_cpu_signal_admit_thread(void)
                 old.sa_sigaction == cp_cpu_on_sigprof;
     if (!ours && ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL))
         return;
-    sigset_t prof;
-    sigemptyset(&prof);
-    sigaddset(&prof, SIGPROF);
-    pthread_sigmask(SIG_UNBLOCK, &prof, NULL);
+    cp_sigmask_unblock(SIGPROF);
 }
 
 int cp_cpu_signal_enable(size_t slots, enum cp_unwind_mode mode, bool itimer)

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/sigmask.h"
 #include "capture/unwind_signal.h"
 
 enum { SLOT_IDLE, SLOT_REQUESTED, SLOT_WRITING, SLOT_DONE, SLOT_ABANDONED };
@@ -240,14 +241,8 @@ void cp_threads_thread_start(void)
     int sig = atomic_load_explicit(&threads_state.sig, memory_order_acquire);
     if (sig == 0)
         return;
-    sigset_t cur;
-    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 ||
-        sigismember(&cur, sig) != 1)
-        return;
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    if (cp_sigmask_blocked(sig))
+        cp_sigmask_unblock(sig);
 }
 
 int cp_threads_signal(void)
