@@ -50,12 +50,26 @@
  * generation number, which tags the CFI cache entries resolved against
  * it, so unloading a library invalidates them.
  *
+ * The table can be out of date between refreshes: a library loaded since
+ * (its code unknown), or one unloaded since (its tables unmapped: reading
+ * them would fault).  So before a walk reads an object's unwind tables
+ * (a rule-cache miss) it asks the loader, through glibc's lock-free
+ * _dl_find_object (2.35 and later, made for in-process unwinders), which
+ * object is at that PC now: the table's entry when it is still loaded
+ * there, else the object found, described from the ELF and program
+ * headers at the start of its mapping; nothing when no object is.  Either
+ * difference flags the table stale for the next refresh.  Rules resolved
+ * that way are cached under the current generation until the next
+ * refresh retires them.  Where _dl_find_object is missing the table is trusted, as it
+ * must be between refreshes.
+ *
  * Per-thread state is initial-exec TLS (no lazy allocation on first touch
  * inside a handler).
  */
 #include "capture/unwind_signal.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -133,6 +147,20 @@ typedef int (*get_reg_fn)(unw_cursor_t *, int, unw_word_t *);
 typedef int (*search_table_fn)(unw_addr_space_t, unw_word_t, unw_dyn_info_t *,
                                unw_proc_info_t *, int, void *);
 
+/* glibc's _dl_find_object (see the file comment); NULL before 2.35. */
+#ifdef DLFO_EH_SEGMENT_TYPE
+typedef struct dl_find_object cp_found_object;
+#else
+typedef struct cp_found_object {
+    unsigned long long dlfo_flags;
+    void *dlfo_map_start, *dlfo_map_end;
+    struct link_map *dlfo_link_map;
+    void *dlfo_eh_frame;
+    unsigned long long reserved[7];
+} cp_found_object;
+#endif
+typedef int (*find_object_fn)(void *, cp_found_object *);
+
 static struct {
     pthread_once_t once;
     pthread_mutex_t refresh_lock;    /* serializes refreshes */
@@ -141,6 +169,7 @@ static struct {
     atomic_int stale;                /* a walk met an unknown address */
     atomic_uint gen;                 /* last table generation handed out */
     bool cfi;                        /* own DWARF walk on (not NO_DWARF) */
+    find_object_fn find_object;      /* what the loader has at a PC now */
     /* Coverage counters (relaxed; see cp_unwind_stats). */
     _Atomic uint64_t walks, complete, fallbacks, fallback_deeper;
     /* libunwind's generic unwinder (NULL members: not installed). */
@@ -180,6 +209,8 @@ typedef struct walk_ctx {
     const ucontext_t *uc;
     uintptr_t stack_lo, stack_hi;
     const cp_unwind_table *tab;
+    cp_cfi_obj obj; /* the frame's object, checked loaded (obj_ok) */
+    bool obj_ok;
 } walk_ctx;
 
 /* DWARF register number -> ucontext gregs index. */
@@ -230,6 +261,105 @@ static const cp_cfi_obj *obj_find(const cp_unwind_table *t, uintptr_t ip)
             return &t->objs[mid];
     }
     return NULL;
+}
+
+/*
+ * Describes an object from its program headers (bias: its load address):
+ * the span of its executable segments and its .eh_frame_hdr, whose
+ * tables are read only inside the loaded segment that holds the header
+ * (.eh_frame_hdr and .eh_frame share it in every layout the linkers
+ * produce; an .eh_frame elsewhere fails its bounds check).  Reads only
+ * the headers and the .eh_frame_hdr: async-signal-safe while the object
+ * stays loaded.
+ */
+static bool obj_from_phdrs(uintptr_t bias, const ElfW(Phdr) *ph, int phnum,
+                           cp_cfi_obj *o)
+{
+    *o = (cp_cfi_obj){ .text_lo = UINTPTR_MAX };
+    uintptr_t eh_hdr = 0, data_lo = 0, data_hi = 0;
+    for (int i = 0; i < phnum; i++) {
+        uintptr_t start = bias + ph[i].p_vaddr;
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+            if (start < o->text_lo)
+                o->text_lo = start;
+            if (start + ph[i].p_memsz > o->text_hi)
+                o->text_hi = start + ph[i].p_memsz;
+        } else if (ph[i].p_type == PT_GNU_EH_FRAME) {
+            eh_hdr = start;
+        }
+    }
+    for (int i = 0; i < phnum && eh_hdr; i++) {
+        uintptr_t start = bias + ph[i].p_vaddr;
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_R) &&
+            eh_hdr >= start && eh_hdr < start + ph[i].p_filesz) {
+            data_lo = start;
+            data_hi = start + ph[i].p_filesz;
+        }
+    }
+    return data_hi && o->text_lo < o->text_hi &&
+           cp_cfi_obj_init(o, eh_hdr, data_lo, data_hi);
+}
+
+/*
+ * The object the loader has at pc now, described into *o; false when
+ * there is none (or no way to ask).  _dl_find_object gives the object's
+ * mapping and its PT_GNU_EH_FRAME; the mapping starts with the first
+ * loaded segment, which maps file offset 0 (the ELF header, followed by
+ * the program headers) in everything the linkers produce; anything else
+ * is not read.
+ */
+static bool obj_loaded_at(uintptr_t pc, cp_cfi_obj *o)
+{
+    cp_found_object r;
+    if (!unwind_state.find_object ||
+        unwind_state.find_object((void *)pc, &r) != 0)
+        return false;
+    uintptr_t lo = (uintptr_t)r.dlfo_map_start;
+    uintptr_t hi = (uintptr_t)r.dlfo_map_end;
+    const size_t page = 4096; /* the least of the mapping that is there */
+    if (hi <= lo || hi - lo < page || (lo & (page - 1)) != 0)
+        return false;
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)lo;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_phentsize != sizeof(ElfW(Phdr)) || eh->e_phoff > page ||
+        (size_t)eh->e_phnum * sizeof(ElfW(Phdr)) > page - eh->e_phoff)
+        return false;
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(lo + eh->e_phoff);
+    uintptr_t first = UINTPTR_MAX; /* the lowest PT_LOAD, mapped at lo */
+    for (int i = 0; i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < first)
+            first = ph[i].p_vaddr;
+    if (first == UINTPTR_MAX)
+        return false;
+    uintptr_t bias = lo - (first & ~(uintptr_t)(page - 1));
+    return obj_from_phdrs(bias, ph, eh->e_phnum, o) &&
+           o->eh_hdr == (uintptr_t)r.dlfo_eh_frame && pc >= o->text_lo &&
+           pc < o->text_hi;
+}
+
+/*
+ * The object whose unwind tables may be read for code at pc: the table's
+ * entry o when the loader still has that object in place, else the one
+ * it has there now (described into *here), else NULL.  A difference
+ * flags the table stale.  Without _dl_find_object the table is trusted.
+ */
+static const cp_cfi_obj *obj_checked(const cp_unwind_table *tab,
+                                     const cp_cfi_obj *o, uintptr_t pc,
+                                     cp_cfi_obj *here)
+{
+    if (!unwind_state.find_object) {
+        if (!o && !range_find(tab->segs, tab->nsegs, pc))
+            atomic_store_explicit(&unwind_state.stale, 1,
+                                  memory_order_relaxed);
+        return o;
+    }
+    bool found = obj_loaded_at(pc, here);
+    if (o && found && here->eh_hdr == o->eh_hdr)
+        return o;
+    if (o || found)
+        atomic_store_explicit(&unwind_state.stale, 1, memory_order_relaxed);
+    return found ? here : NULL;
 }
 
 static inline int hexval(char c)
@@ -431,12 +561,10 @@ static inline bool walk_read(walk_memo *m, uintptr_t addr, uintptr_t lo,
     return true;
 }
 
-/* The rule at pc, from the cache or resolved (and then cached). */
-static bool rule_at(const cp_unwind_table *tab, const cp_cfi_obj *o,
-                    uintptr_t pc, bool exact, cp_cfi_rule *rule)
+/* The rule at pc resolved from o's tables, then cached. */
+static bool rule_resolve(const cp_unwind_table *tab, const cp_cfi_obj *o,
+                         uintptr_t pc, bool exact, cp_cfi_rule *rule)
 {
-    if (cp_cfi_cache_get(pc, exact, tab->gen, rule))
-        return true;
     if (cp_cfi_resolve(o, pc, exact, rule) != 0) {
         if (exact || !is_sigreturn(o, pc))
             return false;
@@ -463,24 +591,31 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
     bool exact = true;
     int status = WALK_FULL;
     const cp_cfi_obj *o = NULL;
+    bool checked = false; /* o was confirmed loaded (obj_checked) */
+    cp_cfi_obj here;      /* an object the table does not know */
     while (n < max) {
         uintptr_t pc = rg->r[CP_CFI_RA], sp = rg->r[CP_CFI_RSP];
         pcs[n++] = pc;
         uintptr_t look = exact ? pc : pc - 1;
         /* Consecutive frames are mostly in one object. */
-        if (!o || look < o->text_lo || look >= o->text_hi)
+        if (!o || look < o->text_lo || look >= o->text_hi) {
             o = obj_find(tab, look);
-        cp_cfi_rule rule;
-        if (!o) {
-            if (!range_find(tab->segs, tab->nsegs, pc))
-                atomic_store_explicit(&unwind_state.stale, 1,
-                                      memory_order_relaxed);
-            status = WALK_UNKNOWN;
-            break;
+            checked = false;
         }
-        if (!rule_at(tab, o, pc, exact, &rule)) {
-            status = WALK_FAIL;
-            break;
+        cp_cfi_rule rule;
+        if (!cp_cfi_cache_get(pc, exact, tab->gen, &rule)) {
+            if (!checked) {
+                o = obj_checked(tab, o, look, &here);
+                checked = true;
+            }
+            if (!o) {
+                status = WALK_UNKNOWN;
+                break;
+            }
+            if (!rule_resolve(tab, o, pc, exact, &rule)) {
+                status = WALK_FAIL;
+                break;
+            }
         }
         if (rule.signal) {
             /* The kernel's rt_sigframe: the ucontext sits at the SP the
@@ -574,14 +709,13 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip,
                               unw_proc_info_t *pi, int need_unwind_info,
                               void *arg)
 {
-    const walk_ctx *w = arg;
-    const cp_cfi_obj *o = obj_find(w->tab, ip);
-    if (!o) {
-        if (!range_find(w->tab->segs, w->tab->nsegs, ip))
-            atomic_store_explicit(&unwind_state.stale, 1,
-                                  memory_order_relaxed);
+    walk_ctx *w = arg;
+    cp_cfi_obj here;
+    const cp_cfi_obj *o = obj_checked(w->tab, obj_find(w->tab, ip), ip, &here);
+    w->obj_ok = o != NULL;
+    if (!o)
         return -UNW_ENOINFO;
-    }
+    w->obj = *o;
     unw_dyn_info_t di;
     memset(&di, 0, sizeof(di));
     di.start_ip = o->text_lo;
@@ -616,6 +750,20 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr,
         addr <= w->stack_hi - sizeof(unw_word_t)) {
         *val = load_word(addr);
         return 0;
+    }
+    /* Elsewhere only the frame's own object, checked loaded: its tables
+     * and its code (libunwind looks for a sigreturn there). */
+    if (unwind_state.find_object) {
+        const cp_cfi_obj *o = &w->obj;
+        if (w->obj_ok &&
+            ((addr >= o->data_lo && addr < o->data_hi &&
+              o->data_hi - addr >= sizeof(unw_word_t)) ||
+             (addr >= o->text_lo && addr < o->text_hi &&
+              o->text_hi - addr >= sizeof(unw_word_t)))) {
+            *val = load_word(addr);
+            return 0;
+        }
+        return -UNW_EINVAL;
     }
     const cp_range *r = range_find(w->tab->segs, w->tab->nsegs, addr);
     if (r && addr <= r->hi - sizeof(unw_word_t)) {
@@ -978,47 +1126,25 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
         t->adds = info->dlpi_adds;
         t->subs = info->dlpi_subs;
     }
-    cp_cfi_obj o = { .text_lo = UINTPTR_MAX };
-    uintptr_t eh_hdr = 0;
     long page = 4096;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD) {
-            if (grow((void **)&t->segs, &b->segs_cap, t->nsegs,
-                     sizeof(cp_range)) < 0) {
-                b->err = -ENOMEM;
-                return 1;
-            }
-            cp_range r = { start & ~(uintptr_t)(page - 1),
-                           (start + ph->p_memsz + page - 1) &
-                               ~(uintptr_t)(page - 1) };
-            t->segs[t->nsegs++] = r;
-            if (ph->p_flags & PF_X) {
-                if (start < o.text_lo)
-                    o.text_lo = start;
-                if (start + ph->p_memsz > o.text_hi)
-                    o.text_hi = start + ph->p_memsz;
-            }
-        } else if (ph->p_type == PT_GNU_EH_FRAME) {
-            eh_hdr = start;
+        if (ph->p_type != PT_LOAD)
+            continue;
+        if (grow((void **)&t->segs, &b->segs_cap, t->nsegs,
+                 sizeof(cp_range)) < 0) {
+            b->err = -ENOMEM;
+            return 1;
         }
+        cp_range r = { start & ~(uintptr_t)(page - 1),
+                       (start + ph->p_memsz + page - 1) &
+                           ~(uintptr_t)(page - 1) };
+        t->segs[t->nsegs++] = r;
     }
-    /* The tables are read only inside the loaded segment that holds the
-     * header (.eh_frame_hdr and .eh_frame share it in every layout the
-     * linkers produce; an .eh_frame elsewhere fails its bounds check). */
-    uintptr_t data_lo = 0, data_hi = 0;
-    for (int i = 0; i < info->dlpi_phnum && eh_hdr; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) &&
-            eh_hdr >= start && eh_hdr < start + ph->p_filesz) {
-            data_lo = start;
-            data_hi = start + ph->p_filesz;
-        }
-    }
-    if (data_hi && o.text_lo < o.text_hi &&
-        cp_cfi_obj_init(&o, eh_hdr, data_lo, data_hi)) {
+    cp_cfi_obj o;
+    if (obj_from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum,
+                       &o)) {
         if (grow((void **)&t->objs, &b->objs_cap, t->nobjs,
                  sizeof(cp_cfi_obj)) < 0) {
             b->err = -ENOMEM;
@@ -1213,6 +1339,8 @@ static void unwind_init_once(void)
         unwind_state.cfi = true;
         load_libunwind();
     }
+    *(void **)&unwind_state.find_object = dlsym(RTLD_DEFAULT,
+                                                "_dl_find_object");
     cp_unwind_refresh();
 }
 

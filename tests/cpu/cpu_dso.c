@@ -10,3 +10,13 @@ cpt_dso_spin(unsigned long iters)
         x = x * 2654435761u + i;
     return x;
 }
+
+/* Calls back into the test through one frame of this library, so that a
+ * walk starting in fn has to cross code the unwinder may not know yet. */
+__attribute__((visibility("default"), noinline)) unsigned long
+cpt_dso_call(unsigned long (*fn)(void))
+{
+    unsigned long r = fn();
+    __asm__ volatile("" ::: "memory");
+    return r + 1;
+}

@@ -9,6 +9,12 @@
  * pointers, and -O2 -fomit-frame-pointer where only DWARF can succeed.
  * Corrupt contexts (garbage frame pointer, PC, self-loops) must end the
  * walk without faulting.  Single-threaded test, normal + signal context.
+ *
+ * Two tests load a small library (CPT_DSO_PATH) after the unwinder's
+ * address table was built: a walk must cross its frame without a refresh,
+ * and once it is unloaded behind the unwinder's back (libc's own dlclose,
+ * as glibc does with iconv modules), a context pointing into where it was
+ * must not make the walk read the unloaded tables.
  */
 #include "support.h"
 
@@ -16,7 +22,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <ucontext.h>
@@ -233,6 +241,96 @@ static void test_fp_walk_stops_at_non_code_return(void **state)
     assert_true(kept);
 }
 
+/* --- code loaded and unloaded after the table was built -------------- */
+
+typedef unsigned long (*dso_call_fn)(unsigned long (*)(void));
+
+static unsigned long capture_self(void)
+{
+    t.depth[0] = cp_unwind_self(t.pcs[0], DEPTH);
+    __asm__ volatile("" ::: "memory");
+    return t.depth[0];
+}
+
+void cpt_unwind_through(dso_call_fn call);
+__attribute__((noinline)) void cpt_unwind_through(dso_call_fn call)
+{
+    call(capture_self);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* The library's dlclose from the C library itself: what cpprof's own
+ * dlclose interposer does not see (glibc unloading an iconv module). */
+static int dlclose_unseen(void *handle)
+{
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    int (*real)(void *) = NULL;
+    if (libc) {
+        *(void **)&real = dlvsym(libc, "dlclose", "GLIBC_2.34");
+        if (!real)
+            *(void **)&real = dlvsym(libc, "dlclose", "GLIBC_2.2.5");
+        dlclose(libc);
+    }
+    assert_non_null(real);
+    return real(handle);
+}
+
+static void test_walk_crosses_code_loaded_after_the_table(void **state)
+{
+    assert_int_equal(cp_unwind_thread_prepare(), 0);
+    assert_int_equal(cp_unwind_refresh(), 0);
+    void *h = dlopen(CPT_DSO_PATH, RTLD_NOW);
+    assert_non_null(h);
+    dso_call_fn call;
+    *(void **)&call = dlsym(h, "cpt_dso_call");
+    assert_non_null(call);
+    memset(&t, 0, sizeof(t));
+    cpt_unwind_through(call); /* no refresh in between */
+    const char *want[] = { "capture_self", "cpt_dso_call",
+                           "cpt_unwind_through" };
+    size_t w = 0;
+    for (size_t k = 1; k < t.depth[0] && w < 3; k++)
+        if (strcmp(name_of(t.pcs[0][k], 1), want[w]) == 0 ||
+            (w == 0 && strcmp(name_of(t.pcs[0][k], 1), "?") == 0))
+            w++; /* capture_self is static: dladdr may not name it */
+    if (w < 3) {
+        for (size_t k = 0; k < t.depth[0]; k++)
+            fprintf(stderr, " %s", name_of(t.pcs[0][k], k > 0));
+        fprintf(stderr, "\n");
+    }
+    assert_int_equal(dlclose_unseen(h), 0);
+    assert_int_equal(w, 3);
+}
+
+static void test_unloaded_tables_are_never_read(void **state)
+{
+    assert_int_equal(cp_unwind_thread_prepare(), 0);
+    void *h = dlopen(CPT_DSO_PATH, RTLD_NOW);
+    assert_non_null(h);
+    uintptr_t spin = (uintptr_t)dlsym(h, "cpt_dso_spin");
+    assert_true(spin != 0);
+    assert_int_equal(cp_unwind_refresh(), 0); /* the table has it now */
+    assert_int_equal(dlclose_unseen(h), 0);
+    uintptr_t page = spin & ~(uintptr_t)4095;
+    if (msync((void *)page, 4096, MS_ASYNC) == 0 || errno != ENOMEM)
+        skip(); /* still mapped (not unloaded, or already reused) */
+    uintptr_t frame[8] = { 0 };
+    uintptr_t pcs[DEPTH];
+    for (int k = 0; k < 4; k++) {
+        ucontext_t uc;
+        getcontext(&uc);
+        uc.uc_mcontext.gregs[REG_RIP] = (greg_t)(spin + 1 + k);
+        uc.uc_mcontext.gregs[REG_RSP] = (greg_t)(uintptr_t)frame;
+        uc.uc_mcontext.gregs[REG_RBP] = (greg_t)(uintptr_t)frame;
+        for (int mode = 0; mode <= 2; mode++) {
+            size_t n = cp_unwind_signal(&uc, pcs, DEPTH,
+                                        (enum cp_unwind_mode)mode);
+            assert_true(n >= 1 && n <= DEPTH);
+            assert_int_equal(pcs[0], spin + 1 + k);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +340,8 @@ int main(void)
         cmocka_unit_test(test_dwarf_walk_finds_chain),
         cmocka_unit_test(test_auto_walk_finds_chain),
         cmocka_unit_test(test_fp_walk_finds_chain),
+        cmocka_unit_test(test_walk_crosses_code_loaded_after_the_table),
+        cmocka_unit_test(test_unloaded_tables_are_never_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
