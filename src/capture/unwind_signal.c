@@ -105,7 +105,8 @@ typedef struct cp_unwind_table {
     cp_range *stacks;     /* writable anonymous mappings, sorted */
     size_t nstacks;
     unsigned long long adds, subs; /* dl_iterate_phdr counters at build */
-    uint32_t gen;         /* tags the CFI cache entries resolved here */
+    _Atomic uint32_t gen; /* tags the CFI cache entries resolved here; a
+                             new one after each dlclose (forget_unloaded) */
 } cp_unwind_table;
 
 /*
@@ -246,6 +247,23 @@ static const cp_range *range_find(const cp_range *v, size_t n, uintptr_t addr)
             return &v[mid];
     }
     return NULL;
+}
+
+static inline uint32_t table_gen(const cp_unwind_table *t)
+{
+    return atomic_load_explicit(&((cp_unwind_table *)t)->gen,
+                                memory_order_relaxed);
+}
+
+/* A new generation number, never 0 (so a zeroed cache entry never
+ * matches). */
+static uint32_t next_gen(void)
+{
+    unsigned gen;
+    do
+        gen = atomic_fetch_add(&unwind_state.gen, 1) + 1;
+    while (gen == 0);
+    return gen;
 }
 
 static const cp_cfi_obj *obj_find(const cp_unwind_table *t, uintptr_t ip)
@@ -571,7 +589,7 @@ static bool rule_resolve(const cp_unwind_table *tab, const cp_cfi_obj *o,
         memset(rule, 0, sizeof *rule);
         rule->signal = 1;
     }
-    cp_cfi_cache_put(pc, exact, tab->gen, rule);
+    cp_cfi_cache_put(pc, exact, table_gen(tab), rule);
     return true;
 }
 
@@ -603,7 +621,7 @@ static int walk_cfi(const cp_unwind_table *tab, regs *rg, uintptr_t lo,
             checked = false;
         }
         cp_cfi_rule rule;
-        if (!cp_cfi_cache_get(pc, exact, tab->gen, &rule)) {
+        if (!cp_cfi_cache_get(pc, exact, table_gen(tab), &rule)) {
             if (!checked) {
                 o = obj_checked(tab, o, look, &here);
                 checked = true;
@@ -927,7 +945,7 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
         atomic_fetch_add_explicit(&unwind_state.walks, 1,
                                   memory_order_relaxed);
         if (memo) {
-            n = memo_replay(memo, tab->gen, rg, lo, hi, pcs, max);
+            n = memo_replay(memo, table_gen(tab), rg, lo, hi, pcs, max);
             if (n) {
                 atomic_fetch_add_explicit(&unwind_state.complete, 1,
                                           memory_order_relaxed);
@@ -940,7 +958,7 @@ static size_t unwind_from(const cp_unwind_table *tab, regs *rg,
         int st = walk_cfi(tab, rg, lo, hi, pcs, &n, max, memo);
         bool failed = st == WALK_FAIL || st == WALK_UNKNOWN;
         if (memo && memo->ok && !failed && n >= 2 && n <= MEMO_PCS) {
-            memo->gen = tab->gen;
+            memo->gen = table_gen(tab);
             memo->max = max;
             memo->pc = start.r[CP_CFI_RA];
             memo->sp = lo;
@@ -1089,7 +1107,7 @@ void cp_unwind_stats(cp_unwind_stats_t *s)
      * that serializes refreshes. */
     pthread_mutex_lock(&unwind_state.refresh_lock);
     const cp_unwind_table *t = atomic_load(&unwind_state.table);
-    s->generation = t ? t->gen : 0;
+    s->generation = t ? table_gen(t) : 0;
     s->memos_held = 0;
     for (size_t i = 0; i < (1u << MEMO_SLOTS_LOG2); i++)
         s->memos_held += atomic_load_explicit(&unwind_state.memo[i].busy,
@@ -1242,12 +1260,7 @@ static int table_build(cp_unwind_table **out)
     qsort(t->objs, t->nobjs, sizeof(*t->objs), cmp_obj);
     t->nsegs = normalize(t->segs, t->nsegs);
     t->nstacks = normalize(t->stacks, t->nstacks);
-    /* Never 0, so a zeroed cache entry never matches. */
-    unsigned gen;
-    do
-        gen = atomic_fetch_add(&unwind_state.gen, 1) + 1;
-    while (gen == 0);
-    t->gen = gen;
+    atomic_init(&t->gen, next_gen());
     *out = t;
     return 0;
 }
@@ -1290,6 +1303,17 @@ int cp_unwind_refresh(void)
     }
     pthread_mutex_unlock(&unwind_state.refresh_lock);
     return err;
+}
+
+void cp_unwind_forget_unloaded(void)
+{
+    pthread_mutex_lock(&unwind_state.refresh_lock); /* holds off retire */
+    cp_unwind_table *t = atomic_load(&unwind_state.table);
+    if (t) {
+        atomic_store_explicit(&t->gen, next_gen(), memory_order_relaxed);
+        atomic_store_explicit(&unwind_state.stale, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&unwind_state.refresh_lock);
 }
 
 /* Loads libunwind's generic unwinder (normal context, once). */

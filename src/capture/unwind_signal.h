@@ -67,6 +67,15 @@ void cp_unwind_stats(cp_unwind_stats_t *s);
  */
 int cp_unwind_refresh(void);
 
+/*
+ * Normal context, after a dlclose: retires every rule and replay memo
+ * cached so far (code at those addresses may be another library's next),
+ * and flags the table for the next refresh.  One atomic store: a full
+ * refresh reads /proc/self/maps, ~100 us and more, too much to add to
+ * every dlclose; meanwhile walks check objects with the loader.
+ */
+void cp_unwind_forget_unloaded(void);
+
 /* Whether a DWARF walk is available (not disabled by CPPROF_NO_DWARF);
  * when it is not, every mode walks frame pointers. */
 int cp_unwind_dwarf_available(void);

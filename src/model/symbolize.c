@@ -18,7 +18,10 @@
  * (pointers into Dwfl's debug data or demangled copies) stays valid until
  * release.  Dwfl reads the files on disk, never the process's memory
  * (the vDSO, which never goes away, is copied once), so an object
- * unloaded while a generation still uses it cannot fault us.
+ * unloaded while a generation still uses it cannot fault us.  Objects
+ * unloaded before the generation was built (capture/objects.h) are
+ * reported too, from their files, where no loaded object now lies: a
+ * generation is also tagged with that list's version.
  *
  * Lookup: the CU containing an address (libdwfl's aranges), then that
  * CU's function index (every function's code ranges, built by one DIE
@@ -61,6 +64,7 @@
 
 #include "model/hash.h"
 #include "capture/loader.h"
+#include "capture/objects.h"
 #include "model/mappings.h"
 
 #define CP_SYM_MAX_FRAMES 32 /* inline depth kept per address */
@@ -105,6 +109,7 @@ typedef struct sym_module {
 struct cp_symbolizer {
     unsigned refs; /* holders, +1 while current; under sym_state.lock */
     unsigned long long adds, subs; /* loader counters this generation saw */
+    unsigned long unloaded; /* version of the unloaded objects' list */
     pthread_rwlock_t lock;
     Dwfl *dwfl;
     sym_module *mods; /* sorted by low; fixed once built */
@@ -344,6 +349,50 @@ static int vdso_image_fd(const struct dl_phdr_info *info)
     return fd;
 }
 
+/* Whether the module's file carries the build ID hex (hexlen digits). */
+static bool module_has_build_id(Dwfl_Module *mod, const char *hex,
+                                size_t hexlen)
+{
+    const unsigned char *id;
+    GElf_Addr vaddr;
+    int n = dwfl_module_build_id(mod, &id, &vaddr);
+    bool same = n > 0 && (size_t)n * 2 == hexlen;
+    for (int i = 0; same && i < n; i++) {
+        char two[3];
+        snprintf(two, sizeof two, "%02x", id[i]);
+        same = memcmp(two, hex + 2 * i, 2) == 0;
+    }
+    return same;
+}
+
+/* Reports the object at load bias from path (fd: its image, or -1 to open
+ * path) and adds it to the generation's modules; 0, or 1 to stop. */
+static int report_module(build_ctx *b, const char *path, int fd,
+                         uintptr_t bias, const char *hex)
+{
+    cp_symbolizer *s = b->s;
+    /* base is the load bias: Dwfl adds each segment's p_vaddr. */
+    Dwfl_Module *mod = dwfl_report_elf(s->dwfl, path, path, fd, bias, true);
+    if (mod == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0; /* file gone or unreadable: addresses stay unknown */
+    }
+    if (grow((void **)&s->mods, &b->cap, s->nmods + 1, sizeof *s->mods) != 0) {
+        b->err = -ENOMEM;
+        return 1;
+    }
+    Dwarf_Addr low = 0, high = 0;
+    dwfl_module_info(mod, NULL, &low, &high, NULL, NULL, NULL, NULL);
+    /* A file replaced on disk since it was loaded would symbolize wrong:
+     * when memory had a build ID, the file must carry the same one. */
+    size_t hexlen = strlen(hex);
+    if (hexlen > 0 && !module_has_build_id(mod, hex, hexlen))
+        mod = NULL;
+    s->mods[s->nmods++] = (sym_module){low, high, mod, -1};
+    return 0;
+}
+
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     build_ctx *b = arg;
@@ -359,39 +408,24 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
     int fd = -1;
     if (cp_object_is_vdso(info) && (fd = vdso_image_fd(info)) < 0)
         return 0;
-    /* base is the load bias: Dwfl adds each segment's p_vaddr. */
-    Dwfl_Module *mod = dwfl_report_elf(s->dwfl, path, path, fd,
-                                       info->dlpi_addr, true);
-    if (mod == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return 0; /* file gone or unreadable: addresses stay unknown */
-    }
-    if (grow((void **)&s->mods, &b->cap, s->nmods + 1, sizeof *s->mods) != 0) {
-        b->err = -ENOMEM;
-        return 1;
-    }
-    Dwarf_Addr low = 0, high = 0;
-    dwfl_module_info(mod, NULL, &low, &high, NULL, NULL, NULL, NULL);
-    /* A file replaced on disk since it was loaded would symbolize wrong:
-     * when memory has a build ID, the file must carry the same one. */
     char hex[CP_BUILD_ID_HEX_MAX];
-    size_t hexlen = cp_object_build_id(info, hex);
-    if (hexlen > 0) {
-        const unsigned char *id;
-        GElf_Addr vaddr;
-        int n = dwfl_module_build_id(mod, &id, &vaddr);
-        bool same = n > 0 && (size_t)n * 2 == hexlen;
-        for (int i = 0; same && i < n; i++) {
-            char two[3];
-            snprintf(two, sizeof two, "%02x", id[i]);
-            same = memcmp(two, hex + 2 * i, 2) == 0;
-        }
-        if (!same)
-            mod = NULL;
-    }
-    s->mods[s->nmods++] = (sym_module){low, high, mod, -1};
-    return 0;
+    cp_object_build_id(info, hex);
+    return report_module(b, path, fd, info->dlpi_addr, hex);
+}
+
+/* An object unloaded since the process started, read from its file, where
+ * no module reported so far (the loaded ones, newer unloaded ones) lies. */
+static void add_unloaded(const cp_unloaded_object *o, void *arg)
+{
+    build_ctx *b = arg;
+    const cp_symbolizer *s = b->s;
+    if (b->err || o->nsegs == 0)
+        return;
+    uintptr_t lo = o->segs[0].start, hi = o->segs[o->nsegs - 1].limit;
+    for (size_t i = 0; i < s->nmods; i++)
+        if (lo < s->mods[i].high && s->mods[i].low < hi)
+            return;
+    report_module(b, o->path, -1, o->bias, o->build_id);
 }
 
 static int by_low(const void *a, const void *b)
@@ -444,6 +478,8 @@ static cp_symbolizer *generation_new(void)
     build_ctx b = {s, 0, 0};
     dwfl_report_begin(s->dwfl);
     cp_loader_iterate(add_module, &b);
+    if (b.err == 0)
+        s->unloaded = cp_objects_each_unloaded(add_unloaded, &b);
     if (dwfl_report_end(s->dwfl, NULL, NULL) != 0 || b.err != 0) {
         generation_free(s);
         return NULL;
@@ -496,8 +532,10 @@ cp_symbolizer *cp_symbolizer_acquire(void)
     cp_loader_counters(&c[0], &c[1]);
 
     pthread_mutex_lock(&sym_state.lock);
+    unsigned long unloaded = cp_objects_unloaded_version();
     cp_symbolizer *cur = sym_state.current;
-    if (cur != NULL && cur->adds == c[0] && cur->subs == c[1]) {
+    if (cur != NULL && cur->adds == c[0] && cur->subs == c[1] &&
+        cur->unloaded == unloaded) {
         cur->refs++;
         pthread_mutex_unlock(&sym_state.lock);
         return cur;
@@ -512,7 +550,8 @@ cp_symbolizer *cp_symbolizer_acquire(void)
     cp_symbolizer *old = NULL, *unused = NULL;
     pthread_mutex_lock(&sym_state.lock);
     cur = sym_state.current;
-    if (cur != NULL && cur->adds == g->adds && cur->subs == g->subs) {
+    if (cur != NULL && cur->adds == g->adds && cur->subs == g->subs &&
+        cur->unloaded == g->unloaded) {
         unused = g; /* another thread built the same one first */
         g = cur;
     } else {

@@ -495,6 +495,42 @@ static void test_dlopened_code_unwinds_at_once(void **state)
     assert_int_equal(with_caller, 1111 + 2222);
 }
 
+/*
+ * A block allocated in a library that is unloaded before the profile is
+ * written (and still live: the program kept it): its site keeps its name
+ * and its mapping, for our decoder and for go tool pprof.
+ */
+static void test_unloaded_library_keeps_its_names(void **state)
+{
+    (void)state;
+    void *lib = dlopen(HEAP_UNLOAD_SITE, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(lib);
+    void *(*site)(size_t) = (void *(*)(size_t))dlsym(lib, "unload_site");
+    assert_non_null(site);
+    assert_int_equal(cpprof_heap_set_rate(1), 0);
+    void *kept = site(3333);
+    assert_int_equal(dlclose(lib), 0);
+    assert_null(dlopen(HEAP_UNLOAD_SITE, RTLD_NOW | RTLD_NOLOAD));
+
+    cp_decoded *d = ht_decode_profile("heap");
+    /* (The rate a profile is written at scales its values, as in Go.) */
+    assert_int_equal(cpprof_heap_set_rate(CPPROF_HEAP_DEFAULT_RATE), 0);
+    assert_int_equal(ht_sum(d, "inuse_space", "unload_site",
+                            "test_unloaded_library_keeps_its_names"),
+                     3333);
+    bool mapped = false;
+    for (size_t i = 0; i < d->nmappings; i++)
+        mapped |= strstr(d->mappings[i].filename, "libheap_unload_site") &&
+                  d->mappings[i].build_id[0] != '\0';
+    cp_decoded_free(d);
+    assert_true(mapped);
+
+    char *out = ht_pprof_profile("heap", "-traces -sample_index=inuse_space");
+    assert_non_null(strstr(out, "unload_site"));
+    free(out);
+    free(kept);
+}
+
 __attribute__((noinline)) void *after_own_site(size_t n)
 {
     void *q = malloc(n);
@@ -699,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_profiler_allocations_are_not_sampled),
         cmocka_unit_test(test_public_calls_are_not_sampled),
         cmocka_unit_test(test_dlopened_code_unwinds_at_once),
+        cmocka_unit_test(test_unloaded_library_keeps_its_names),
         cmocka_unit_test(test_own_sections_do_not_bias_sampling),
         cmocka_unit_test(test_sampled_blocks_of_every_kind),
         cmocka_unit_test(test_rate_change_reaches_running_threads),

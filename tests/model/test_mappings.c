@@ -3,7 +3,8 @@
  * (src/model/mappings.c): the main executable, libc and the vDSO are
  * present, ranges are sorted, page-aligned and non-overlapping, file
  * offsets point at the very bytes that are in memory, and build IDs match
- * what `readelf -n` reads from the files on disk.
+ * what `readelf -n` reads from the files on disk.  A library unloaded
+ * since keeps its mapping.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -126,6 +127,39 @@ static void test_vdso(void **state)
     cp_mappings_free(m);
 }
 
+/* A library unloaded since: the mapping of its code is still reported,
+ * with its path, its build ID and file offsets that point at its code. */
+static void test_unloaded_library(void **state)
+{
+    void *h = dlopen(CPT_SYMLIB, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(h);
+    uintptr_t pc = (uintptr_t)dlsym(h, "cpt_symlib_probe");
+    assert_true(pc != 0);
+    unsigned char code[32];
+    memcpy(code, (const void *)pc, sizeof code);
+    assert_int_equal(dlclose(h), 0);
+    assert_null(dlopen(CPT_SYMLIB, RTLD_NOW | RTLD_NOLOAD)); /* really gone */
+
+    cp_mappings *m;
+    assert_int_equal(cp_mappings_snapshot(&m), 0);
+    const cp_mapping *v = cp_mappings_find(m, pc);
+    assert_non_null(v);
+    assert_string_equal(v->file, CPT_SYMLIB);
+    char *id = readelf_build_id(CPT_SYMLIB);
+    assert_non_null(id);
+    assert_string_equal(v->build_id, id);
+    free(id);
+    unsigned char disk[sizeof code];
+    int fd = open(v->file, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, disk, sizeof disk,
+                           (off_t)(pc - v->start + v->offset)),
+                     sizeof disk);
+    close(fd);
+    assert_memory_equal(disk, code, sizeof code);
+    cp_mappings_free(m);
+}
+
 static void test_bad_input(void **state)
 {
     assert_int_equal(cp_mappings_snapshot(NULL), -EINVAL);
@@ -140,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_main_executable),
         cmocka_unit_test(test_libc),
         cmocka_unit_test(test_vdso),
+        cmocka_unit_test(test_unloaded_library),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

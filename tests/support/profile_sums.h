@@ -42,6 +42,21 @@ static inline void ht_write_file(const char *name, int debug, const char *path)
     assert_int_equal(cpprof_writer_close(w), 0);
 }
 
+/* `go tool pprof ARGS` over profile name written now (debug 0) to a
+ * temporary file; returns the output (caller frees).  Needs go. */
+static inline char *ht_pprof_profile(const char *name, const char *args)
+{
+    cpt_require_go();
+    char *dir = cpt_tmpdir();
+    char *path = cpt_path(dir, "profile.pb.gz");
+    ht_write_file(name, 0, path);
+    char *out = cpt_pprof(args, path);
+    free(path);
+    cpt_tmpdir_remove(dir);
+    free(dir);
+    return out;
+}
+
 /* Whether sample s has a frame (any inline level) named fn. */
 static inline int ht_sample_has(const cp_decoded *d, const cp_dec_sample *s,
                                 const char *fn)

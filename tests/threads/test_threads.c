@@ -243,16 +243,9 @@ static void test_threadcreate_counts_creations_at_their_site(void **state)
     assert_non_null(strstr(s, "spawn_idle_workers"));
     free(s);
 
-    cpt_require_go();
-    char *dir = cpt_tmpdir();
-    char *path = cpt_path(dir, "threadcreate.pb.gz");
-    ht_write_file("threadcreate", 0, path);
-    char *out = cpt_pprof("-top -nodecount=500", path);
+    char *out = ht_pprof_profile("threadcreate", "-top -nodecount=500");
     assert_non_null(strstr(out, "spawn_idle_workers"));
     free(out);
-    free(path);
-    cpt_tmpdir_remove(dir);
-    free(dir);
 }
 
 static int born_masked_pipe[2];
