@@ -358,6 +358,7 @@ unsigned long cp_objects_each_unloaded(void (*fn)(const cp_unloaded_object *,
                                                   void *),
                                        void *arg)
 {
+    pthread_once(&unloaded.atfork_once, unloaded_register);
     pthread_mutex_lock(&unloaded.lock);
     for (size_t i = unloaded.count; i-- > 0;)
         if (!unloaded.list[i]->ambiguous)

@@ -46,6 +46,7 @@
 #include "core/writer.h"
 #include "encode/proto.h"
 #include "model/profile.h"
+#include "profiles/task_status.h"
 
 #define CPU_RING_SLOTS 2048
 /*
@@ -155,25 +156,12 @@ static unsigned long long thread_start_time(pid_t tid)
     return start;
 }
 
-/* Whether thread tid blocks SIGPROF now (its SigBlk mask in
- * /proc/self/task/TID/status); false when that cannot be read. */
+/* Whether thread tid blocks SIGPROF now; false when that cannot be
+ * read. */
 static bool thread_blocks_sigprof(pid_t tid)
 {
-    char path[64], line[128];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool blocked = false;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long mask;
-        if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
-            blocked = (mask >> (SIGPROF - 1)) & 1;
-            break;
-        }
-    }
-    fclose(f);
-    return blocked;
+    cp_task_status st;
+    return cp_task_status_read(tid, &st) && cp_task_blocks(&st, SIGPROF);
 }
 
 static armed_thread *armed_find(pid_t tid)

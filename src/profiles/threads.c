@@ -30,6 +30,7 @@
 #include "encode/text.h"
 #include "model/profile.h"
 #include "profiles/builtin.h"
+#include "profiles/task_status.h"
 
 #define THREADS_DEFAULT_TIMEOUT_MS 250
 
@@ -81,30 +82,19 @@ static int cmp_tid(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Name, state and whether sig is blocked, from /proc/self/task/TID/status.
- * A thread that exited meanwhile keeps state "gone". */
+/* Name, state and whether sig is blocked (profiles/task_status.h).  A
+ * thread that exited meanwhile keeps state "gone". */
 static void read_info(pid_t tid, int sig, thread_info *ti)
 {
     memset(ti, 0, sizeof *ti);
     ti->tid = tid;
     strcpy(ti->state, "gone");
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    cp_task_status st;
+    if (!cp_task_status_read(tid, &st))
         return;
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        if (!strncmp(line, "Name:\t", 6)) {
-            snprintf(ti->name, sizeof ti->name, "%.63s", line + 6);
-        } else if (!strncmp(line, "State:\t", 7)) {
-            snprintf(ti->state, sizeof ti->state, "%.31s", line + 7);
-        } else if (!strncmp(line, "SigBlk:\t", 8) && sig > 0) {
-            unsigned long long mask = strtoull(line + 8, NULL, 16);
-            ti->sig_blocked = (mask >> (sig - 1)) & 1;
-        }
-    }
-    fclose(f);
+    memcpy(ti->name, st.name, sizeof ti->name);
+    memcpy(ti->state, st.state, sizeof ti->state);
+    ti->sig_blocked = cp_task_blocks(&st, sig);
 }
 
 /* Every thread's info and stack (arrays of n, malloc'd). */
